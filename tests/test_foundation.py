@@ -1,0 +1,71 @@
+"""The package, its CLI entry point, and the agreement of CI with the README."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import sinotriage
+from sinotriage.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quickstart_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:bash|sh|console)?\n(.*?)```", section, flags=re.S)
+    return [ln.strip() for b in blocks for ln in b.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def test_readme_quickstart_has_two_commands() -> None:
+    commands = _quickstart_commands()
+    assert len(commands) == 2
+    assert commands[0].startswith("pip install -e .") and "sinotriage " in commands[0]
+    assert '".[test]"' in commands[1] and "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    out = subprocess.run(["bash", str(ROOT / ".ci" / "run"), "--print-command"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == _quickstart_commands()[1]
+
+
+def test_ci_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
+    # a copy of the CI script in a tree whose README test command collects no tests
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci" / "run").write_text((ROOT / ".ci" / "run").read_text())
+    (tmp_path / "README.md").write_text(
+        "# x\n\n## Quickstart\n\n```bash\necho first\n```\n\n```bash\n"
+        f"{sys.executable} -m pytest -p no:cacheprovider -q nothing_here_dir_absent_ok\n```\n"
+    )
+    (tmp_path / "nothing_here_dir_absent_ok").mkdir()
+    res = subprocess.run(["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert res.returncode != 0
+    assert "no tests" in res.stderr
+
+
+def test_cli_help_and_version() -> None:
+    runner = CliRunner()
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0, res.output
+    assert "demo" in res.output
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0
+    assert sinotriage.__version__ in res.output
+
+
+def test_console_script_is_installed() -> None:
+    res = subprocess.run(["sinotriage", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == f"sinotriage {sinotriage.__version__}"
+
+
+def test_public_api_names_resolve_lazily() -> None:
+    assert "project" in dir(sinotriage)
+    assert sinotriage.__version__ == "0.1.0"
