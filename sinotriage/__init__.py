@@ -77,7 +77,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
-    from sinotriage import models, metrics, triage  # noqa: F401
+    from sinotriage import metrics, models, triage  # noqa: F401
     from sinotriage.geometry import FanBeamGeometry, ParallelBeamGeometry, sinoct  # noqa: F401
     from sinotriage.operators import (  # noqa: F401
         add_poisson_noise,
