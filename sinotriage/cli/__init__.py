@@ -19,6 +19,13 @@ from sinotriage import __version__
 # subcommand modules, in the order they are listed by --help
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
+    "synth",
+    "ingest",
+    "preprocess",
+    "triage",
+    "show",
+    "compare",
+    "train",
 )
 
 app = typer.Typer(

@@ -15,6 +15,9 @@ _EXPORTS: dict[str, str] = {
     "open_store": "sinotriage.io.store",
     "create_store": "sinotriage.io.store",
     "Store": "sinotriage.io.store",
+    "Predictions": "sinotriage.io.predictions",
+    "read_predictions": "sinotriage.io.predictions",
+    "write_predictions": "sinotriage.io.predictions",
 }
 
 __all__ = sorted(_EXPORTS)

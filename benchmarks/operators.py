@@ -1,0 +1,244 @@
+"""Benchmark of the CT operators against ASTRA (CPU) and scikit-image.
+
+Times ``project``, ``backproject`` and ``fbp`` of every available backend at 512 x 512
+(parallel beam 720 views x 736 channels; SinoCT fan beam 984 x 888), in batches of 1, 8 and
+32 slices, plus ASTRA's own single-threaded CPU parallel FBP and scikit-image's
+``radon`` / ``iradon`` on one slice. Prints a table (ms per slice, slices/s and
+giga-interpolations/s = V * N^2 * batch / time) and writes JSON and Markdown to
+``benchmarks/results/operators_<device>.{json,md}``.
+
+Timings: one warm-up call (JIT compilation, FFT plans, the ``auto`` measurement), then the
+median of ``--repeats`` calls. Cases whose batch-1 time predicts more than ``--budget``
+seconds per call are skipped and reported as such.
+
+Usage::
+
+    python benchmarks/operators.py                 # CPU, writes operators_cpu.json
+    python benchmarks/operators.py --device cuda   # on a GPU machine
+    python benchmarks/operators.py --quick         # small smoke run (128 px)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sinotriage.geometry import ParallelBeamGeometry, sinoct
+from sinotriage.operators import backproject, fbp, project
+from sinotriage.operators._backends import candidates
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _phantom(n: int, batch: int, device: torch.device) -> torch.Tensor:
+    c = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    img = 0.02 * ((xx / (0.36 * n)) ** 2 + (yy / (0.45 * n)) ** 2 < 1).float()
+    img = img + 0.005 * ((xx - 0.1 * n) ** 2 + (yy + 0.1 * n) ** 2 < (0.08 * n) ** 2).float()
+    return img.expand(batch, n, n).contiguous().to(device)
+
+
+def _row(case: str, op: str, backend: str, batch: int, v: int, n: int, seconds: float | None,
+         note: str = "") -> dict:
+    if seconds is None:
+        return dict(case=case, op=op, backend=backend, batch=batch, ms_per_slice=None,
+                    slices_per_s=None, ginterp_per_s=None, note=note)
+    return dict(case=case, op=op, backend=backend, batch=batch,
+                ms_per_slice=1e3 * seconds / batch, slices_per_s=batch / seconds,
+                ginterp_per_s=v * n * n * batch / seconds / 1e9, note=note)
+
+
+def run(device: torch.device, n: int, batches: list[int], repeats: int, budget: float,
+        backends: list[str] | None) -> list[dict]:
+    geoms = {
+        "parallel 720x736": ParallelBeamGeometry(n_views=720, n_det=int(736 * n / 512),
+                                                 det_spacing=250 / n * 512 / 512,
+                                                 image_size=n, pixel_size=250 / n),
+        "sinoct fan 984x888": sinoct(n),
+    }
+    rows: list[dict] = []
+    for case, g in geoms.items():
+        v = g.n_views
+        img1 = _phantom(n, 1, device)
+        sino1 = project(img1, g)
+        for op in ("project", "backproject", "fbp"):
+            names = ["auto", *candidates(op, g, device)]
+            if backends:
+                names = [b for b in names if b in backends]
+            for be in names:
+                est = None
+                for b in batches:
+                    if est is not None and est * b > budget:
+                        rows.append(_row(case, op, be, b, v, n, None,
+                                         f"skipped: ~{est * b:.0f} s per call"))
+                        continue
+                    x = (_phantom(n, b, device) if op == "project"
+                         else sino1.expand(b, *sino1.shape[1:]).contiguous())
+                    fn = {"project": lambda x=x, be=be, g=g: project(x, g, backend=be),
+                          "backproject": (lambda x=x, be=be, g=g:
+                                          backproject(x, g, backend=be)),
+                          "fbp": lambda x=x, be=be, g=g: fbp(x, g, backend=be)}[op]
+                    reps = repeats if (est is None or est * b < 5) else 1
+                    sec = _time(fn, device, reps)
+                    est = sec / b
+                    rows.append(_row(case, op, be, b, v, n, sec))
+                    print(_fmt(rows[-1]), flush=True)
+    rows += _references(geoms["parallel 720x736"], n, repeats, device)
+    return rows
+
+
+def _references(g: ParallelBeamGeometry, n: int, repeats: int,
+                device: torch.device) -> list[dict]:
+    """ASTRA CPU parallel FBP (single-threaded) and scikit-image radon/iradon, one slice."""
+    out = []
+    img = _phantom(n, 1, torch.device("cpu"))[0].numpy()
+    sino = project(torch.from_numpy(img), g).numpy()
+    from sinotriage.operators import _astra
+
+    if _astra.available():
+        reference_fbp = _astra.reference_fbp
+        sec = _time(lambda: reference_fbp(sino, g), torch.device("cpu"), repeats)
+        out.append(_row("parallel 720x736", "fbp", "ASTRA CPU FBP (reference)", 1,
+                        g.n_views, n, sec))
+        print(_fmt(out[-1]), flush=True)
+    else:
+        out.append(_row("parallel 720x736", "fbp", "ASTRA CPU FBP (reference)", 1, g.n_views,
+                        n, None, "unavailable: astra-toolbox does not import here"))
+    try:
+        from skimage.transform import iradon, radon
+
+        theta = np.degrees(g.angles)
+        sk_sino = radon(img, theta=theta, circle=False)
+        sec = _time(lambda: iradon(sk_sino, theta=theta, output_size=n, filter_name="ramp",
+                                   circle=False), torch.device("cpu"), repeats)
+        out.append(_row("parallel 720x736", "fbp", "skimage iradon (reference)", 1, g.n_views,
+                        n, sec))
+        print(_fmt(out[-1]), flush=True)
+        sec = _time(lambda: radon(img, theta=theta, circle=False), torch.device("cpu"), 1)
+        out.append(_row("parallel 720x736", "project", "skimage radon (reference)", 1,
+                        g.n_views, n, sec))
+        print(_fmt(out[-1]), flush=True)
+    except ImportError as exc:  # pragma: no cover
+        out.append(_row("parallel 720x736", "fbp", "skimage (reference)", 1, g.n_views, n, None,
+                        f"unavailable: {exc}"))
+    return out
+
+
+def _fmt(r: dict) -> str:
+    if r["ms_per_slice"] is None:
+        return f"{r['case']:<20} {r['op']:<12} {r['backend']:<28} {r['batch']:>3}  {r['note']}"
+    return (f"{r['case']:<20} {r['op']:<12} {r['backend']:<28} {r['batch']:>3} "
+            f"{r['ms_per_slice']:>10.1f} {r['slices_per_s']:>9.2f} {r['ginterp_per_s']:>8.3f}")
+
+
+def summary(rows: list[dict]) -> dict:
+    """The issue's targets: batched default fan FBP vs ASTRA CPU parallel FBP and iradon."""
+    def best(case, op, backend, batched):
+        vals = [r for r in rows if r["case"] == case and r["op"] == op and r["backend"] == backend
+                and r["ms_per_slice"] is not None and (r["batch"] > 1) == batched]
+        return max(vals, key=lambda r: r["ginterp_per_s"]) if vals else None
+
+    fan = best("sinoct fan 984x888", "fbp", "auto", True)
+    ast = best("parallel 720x736", "fbp", "ASTRA CPU FBP (reference)", False)
+    sk = best("parallel 720x736", "fbp", "skimage iradon (reference)", False)
+    out: dict = {}
+    if fan and ast:
+        out["fan_fbp_vs_astra_parallel_fbp_per_view"] = fan["ginterp_per_s"] / ast["ginterp_per_s"]
+    if fan and sk:
+        out["fan_fbp_speedup_vs_iradon_per_slice"] = sk["ms_per_slice"] / fan["ms_per_slice"]
+    if fan:
+        out["fan_fbp_batched_ginterp_per_s"] = fan["ginterp_per_s"]
+        out["fan_fbp_batched_ms_per_slice"] = fan["ms_per_slice"]
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def markdown(rows: list[dict], meta: dict, summ: dict) -> str:
+    lines = [f"Device: {meta['device_name']}; torch {meta['torch']}; threads {meta['threads']}; "
+             f"N = {meta['image_size']}.", "",
+             "| case | op | backend | batch | ms/slice | slices/s | Ginterp/s |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["ms_per_slice"] is None:
+            lines.append(f"| {r['case']} | {r['op']} | {r['backend']} | {r['batch']} | "
+                         f"{r['note']} | | |")
+        else:
+            lines.append(f"| {r['case']} | {r['op']} | {r['backend']} | {r['batch']} | "
+                         f"{r['ms_per_slice']:.1f} | {r['slices_per_s']:.2f} | "
+                         f"{r['ginterp_per_s']:.3f} |")
+    lines += ["", *(f"- {k}: {v:.3f}" for k, v in summ.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="skip a case whose predicted time per call exceeds this (s)")
+    ap.add_argument("--backends", nargs="+", default=None,
+                    help="restrict to these backends (auto, torch, numba, astra)")
+    ap.add_argument("--quick", action="store_true", help="128 px, batches 1 and 8")
+    ap.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+    n = 128 if args.quick else 512
+    batches = [1, 8] if args.quick else args.batches
+    print(f"{'case':<20} {'op':<12} {'backend':<28} {'B':>3} {'ms/slice':>10} {'slices/s':>9} "
+          f"{'Ginterp/s':>8}")
+    rows = run(device, n, batches, args.repeats, args.budget, args.backends)
+    summ = summary(rows)
+    meta = dict(device=args.device,
+                device_name=(torch.cuda.get_device_name(device) if device.type == "cuda"
+                             else platform.processor() or platform.machine()),
+                cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
+                torch=torch.__version__, python=platform.python_version(), image_size=n,
+                repeats=args.repeats, backends=args.backends or "all", budget_s=args.budget,
+                time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    for k, v in summ.items():
+        print(f"{k}: {v:.3f}")
+    out = args.out or RESULTS / f"operators_{args.device}{'_quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(out, json.dumps(dict(meta=meta, summary=summ, rows=rows), indent=1))
+    _write(out.with_suffix(".md"), markdown(rows, meta, summ))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Peak memory and time of one training step of the 3D mini U-Net on a sinogram stack.
+
+One step = forward, BCE loss, backward and an Adam update, batch 1, input ``(1, 1, D, V, C)``.
+Four configurations: gradient checkpointing off / on x autocast (bf16) off / on; on CUDA two
+more with bf16 and ``offload=True`` (tensors saved for backward kept in pinned host memory).
+
+Memory, by device:
+
+- ``cuda``: ``torch.cuda.max_memory_allocated`` during the step (after a warm-up step, so
+  Adam's state already exists), minus nothing: it is the whole footprint of the step, weights,
+  gradients and optimizer state included (those are ~70 MB for the 5.65 M-parameter model).
+  Default size: the full SinoCT stack, 40 x 984 x 888 (padded inside to 48 x 992 x 896).
+  The Stanford project ran out of a 16 GB GPU here; the target is < 8 GB with checkpointing
+  and bf16. A configuration that runs out of memory is reported as ``OOM``.
+- ``cpu``: each configuration runs in a fresh subprocess; the figure is the process's peak
+  resident set size (``getrusage`` ``ru_maxrss``) over the first training step minus its
+  resident size just before it (model, optimizer, input and Adam state already built by a
+  warm-up step on a tiny input, which also loads the kernels): the step's activations and
+  gradients. Default size: a reduced stack 16 x 64 x 64 (no padding needed); this CPU has no
+  native bf16 instructions, so bf16 steps there are slow. Reported with the ratio
+  checkpointing on / off. Caveat: peak RSS counts everything the process touches (convolution
+  work buffers, the allocator's cached blocks), and at the reduced size it did not separate
+  the configurations (ratio about 1.0, see docs/models.md); the CUDA figure, which counts
+  tensor allocations only, is the one that shows the activation memory.
+
+Time: the median of ``--repeats`` steps after the first.
+
+Usage::
+
+    python benchmarks/unet_memory.py                   # CPU, reduced size
+    python benchmarks/unet_memory.py --device cuda     # full SinoCT stack on a GPU
+    python benchmarks/unet_memory.py --shape 4 64 64   # any size
+
+Writes ``benchmarks/results/unet_memory_<device>.json`` and ``.md`` (or ``--out DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_SHAPE = {"cpu": (16, 64, 64), "cuda": (40, 984, 888)}
+#: (checkpointing, bf16, offload); offload (saved tensors in pinned host memory) on CUDA only
+CONFIGS = [(False, False, False), (True, False, False), (False, True, False), (True, True, False)]
+CUDA_EXTRA = [(False, True, True), (True, True, True)]
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+
+
+def run_config(
+    shape: tuple[int, int, int],
+    checkpointing: bool,
+    bf16: bool,
+    device: str,
+    base_channels: int = 16,
+    repeats: int = 2,
+    seed: int = 0,
+    offload: bool = False,
+) -> dict:
+    """Train ``repeats + 1`` steps of the 3D mini U-Net; return memory and time of a step.
+
+    Returns a dict with ``peak_bytes`` (see the module docstring for the method per device),
+    ``step_s`` (median time of the steps after the first), ``first_step_s`` and ``loss``.
+    """
+    from sinotriage.models import create
+
+    torch.manual_seed(seed)
+    dev = torch.device(device)
+    model = create(
+        "mini_unet",
+        in_channels=1,
+        num_classes=1,
+        spatial_dims=3,
+        base_channels=base_channels,
+        checkpointing=checkpointing,
+        offload=offload,
+    ).to(dev)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(1, 1, *shape, device=dev)
+    y = torch.ones(1, 1, device=dev)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    result: dict = {"checkpointing": checkpointing, "bf16": bf16, "offload": offload}
+    if dev.type == "cpu":
+        # a warm-up step on a tiny input loads kernels and thread pools without raising the peak
+        full = x
+        x = torch.randn(1, 1, 2, 16, 32)
+        step()
+        x = full
+        base = _rss_bytes()
+        t0 = time.perf_counter()
+        loss = step()
+        result["first_step_s"] = time.perf_counter() - t0
+        result["peak_bytes"] = max(0, _maxrss_bytes() - base)
+    else:
+        sync()
+        t0 = time.perf_counter()
+        loss = step()  # warm-up: cuDNN algorithm search, Adam state
+        sync()
+        result["first_step_s"] = time.perf_counter() - t0
+        torch.cuda.reset_peak_memory_stats(dev)
+        loss = step()
+        sync()
+        result["peak_bytes"] = torch.cuda.max_memory_allocated(dev)
+        result["peak_reserved_bytes"] = torch.cuda.max_memory_reserved(dev)
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        loss = step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    result["step_s"] = statistics.median(times) if times else result["first_step_s"]
+    result["loss"] = loss
+    return result
+
+
+def _run_cpu_subprocess(shape, ckpt, bf16, base_channels, repeats) -> dict:
+    """One configuration in a fresh Python process, so its peak RSS is its own."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = Path(f.name)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--_child",
+        json.dumps([list(shape), ckpt, bf16, base_channels, repeats, str(out)]),
+    ]
+    try:
+        subprocess.run(cmd, check=True)
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def benchmark(
+    device: str,
+    shape: tuple[int, int, int],
+    base_channels: int = 16,
+    repeats: int = 2,
+) -> dict:
+    """Run the four configurations; return the results dict written to JSON."""
+    from rich.progress import Progress
+
+    rows = []
+    configs = CONFIGS + (CUDA_EXTRA if device == "cuda" else [])
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"mini_unet 3D {shape} on {device}", total=len(configs))
+        for ckpt, bf16, offload in configs:
+            if device == "cpu":
+                row = _run_cpu_subprocess(shape, ckpt, bf16, base_channels, repeats)
+                row["offload"] = False
+            else:
+                torch.cuda.empty_cache()
+                try:
+                    row = run_config(shape, ckpt, bf16, device, base_channels, repeats, 0, offload)
+                except torch.cuda.OutOfMemoryError:
+                    row = {"checkpointing": ckpt, "bf16": bf16, "offload": offload, "oom": True}
+                torch.cuda.empty_cache()
+            rows.append(row)
+            progress.advance(task)
+    by = {(r["checkpointing"], r["bf16"]): r for r in rows if not r["offload"]}
+    ratios = {}
+    for bf16 in (False, True):
+        off, on = by[(False, bf16)], by[(True, bf16)]
+        if "peak_bytes" in off and "peak_bytes" in on and off["peak_bytes"] > 0:
+            ratios["bf16" if bf16 else "fp32"] = on["peak_bytes"] / off["peak_bytes"]
+    padded = [s + (-s) % 16 for s in shape]
+    info = {
+        "device": device,
+        "device_name": torch.cuda.get_device_name(0)
+        if device == "cuda"
+        else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "input_shape": [1, 1, *shape],
+        "padded_shape": [1, 1, *padded],
+        "base_channels": base_channels,
+        "method": (
+            "torch.cuda.max_memory_allocated over one step after a warm-up step"
+            if device == "cuda"
+            else "peak RSS (ru_maxrss) of a fresh process over its first step minus RSS before it"
+        ),
+        "rows": rows,
+        "ratio_checkpointing_on_off": ratios,
+    }
+    return info
+
+
+def _fmt_gb(row: dict) -> str:
+    return "OOM" if row.get("oom") else f"{row['peak_bytes'] / 2**30:.2f}"
+
+
+def markdown(info: dict) -> str:
+    """A small markdown table of the results."""
+    lines = [
+        f"3D mini_unet training step, input {tuple(info['input_shape'])} "
+        f"(padded to {tuple(info['padded_shape'])}), device {info['device']} "
+        f"({info['device_name']}), torch {info['torch']}. Memory: {info['method']}.",
+        "",
+        "| checkpointing | autocast bf16 | offload | peak memory (GiB) | step time (s) |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for r in info["rows"]:
+        t = "-" if r.get("oom") else f"{r['step_s']:.2f}"
+        lines.append(
+            f"| {'on' if r['checkpointing'] else 'off'} | {'on' if r['bf16'] else 'off'} "
+            f"| {'on' if r['offload'] else 'off'} | {_fmt_gb(r)} | {t} |"
+        )
+    lines.append("")
+    for k, v in info["ratio_checkpointing_on_off"].items():
+        lines.append(f"Peak memory ratio checkpointing on / off ({k}): {v:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--shape", type=int, nargs=3, metavar=("D", "V", "C"), default=None)
+    parser.add_argument("--base-channels", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--_child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._child:
+        shape, ckpt, bf16, base, repeats, out = json.loads(args._child)
+        row = run_config(tuple(shape), ckpt, bf16, "cpu", base, repeats)
+        Path(out).write_text(json.dumps(row))
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    shape = tuple(args.shape) if args.shape else DEFAULT_SHAPE[args.device]
+    info = benchmark(args.device, shape, args.base_channels, args.repeats)
+    table = markdown(info)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"unet_memory_{args.device}"
+    _write_atomic(args.out / f"{stem}.json", json.dumps(info, indent=2) + "\n")
+    _write_atomic(args.out / f"{stem}.md", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

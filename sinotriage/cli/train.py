@@ -1,0 +1,70 @@
+"""``sinotriage train``, ``sinotriage lr-find`` and ``sinotriage evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from sinotriage.cli._common import console, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add the training commands to ``app``."""
+
+    @app.command("train")
+    def train_cmd(
+        config: Path = typer.Option(..., "--config", "-c", help="YAML or TOML TrainConfig."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from out_dir/last.json."),
+        device: str = typer.Option(None, help="Override the config's device (cpu, cuda:N)."),
+    ) -> None:
+        """Train a model on a store (see docs/training.md)."""
+        with user_errors():
+            from sinotriage.training import load_config, train
+
+            overrides = {"device": device} if device else {}
+            cfg = load_config(config, **overrides)
+            result = train(cfg, resume=resume)
+        console.print(f"best epoch {result.best_epoch}: validation AUC "
+                      f"{result.val_metrics['val_auc']:.4f}; checkpoint {result.best_checkpoint}")
+
+    @app.command("lr-find")
+    def lr_find_cmd(
+        config: Path = typer.Option(..., "--config", "-c", help="YAML or TOML TrainConfig."),
+        out: Path = typer.Option(Path("lr_find.png"), "--out", "-o", help="PNG of loss vs LR."),
+        start_lr: float = typer.Option(1e-6, help="First learning rate."),
+        end_lr: float = typer.Option(1.0, help="Last learning rate."),
+        steps: int = typer.Option(100, help="Mini-batches of the sweep."),
+    ) -> None:
+        """Learning-rate range test: plot training loss against learning rate."""
+        with user_errors():
+            from sinotriage.training import load_config
+            from sinotriage.training.lr_finder import lr_find, plot_lr_find
+
+            result = lr_find(load_config(config), start_lr, end_lr, steps)
+            plot_lr_find(result, out)
+        console.print(f"suggested learning rate {result.suggestion:.3g}; plot {out}")
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        checkpoint: Path = typer.Argument(..., help="best.safetensors of a training run."),
+        store: Path = typer.Option(..., "--store", help="Dataset store (DIR.zarr)."),
+        split: str = typer.Option("test", help="Split to evaluate: train, val, test."),
+        out: Path = typer.Option(None, "--out", "-o", help="Output directory (default: the "
+                                 "checkpoint's)."),
+        device: str = typer.Option("cpu", help="Torch device."),
+        threshold: float = typer.Option(None, help="Operating threshold (default: 95% "
+                                        "sensitivity on val)."),
+    ) -> None:
+        """Predictions CSV, metrics JSON and ROC PNG of a checkpoint on a split."""
+        with user_errors():
+            from sinotriage.io.store import SPLITS
+            from sinotriage.training import evaluate
+
+            if split not in SPLITS:
+                raise ValueError(f"--split must be one of {SPLITS}, got {split!r}")
+            result = evaluate(checkpoint, store, split, out_dir=out, device=device,
+                              threshold=threshold)
+        console.print_json(json.dumps({k: result.get(k) for k in
+                                       ("split", "n_scans", "auc", "auc_ci", "threshold")}))

@@ -1,0 +1,32 @@
+"""CT operators on torch tensors: projection, backprojection, FBP, subsampling, noise.
+
+Conventions (pixel grid, view and fan angles, units) are those of :mod:`sinotriage.geometry`.
+Images are attenuation ``mu`` in mm^-1, ``(..., N, N)``; sinograms are dimensionless line
+integrals ``(..., V, C)``. Backends: ``"torch"`` (always, CPU/CUDA), ``"numba"`` (CPU JIT
+kernels), ``"triton"`` (CUDA kernels), ``"astra"`` (astra-toolbox, where it supports the
+geometry); ``"auto"`` measures them on first use and caches the choice.
+"""
+
+from __future__ import annotations
+
+from sinotriage.operators._api import backproject, fbp, project
+from sinotriage.operators._backends import BACKENDS, auto_choices
+from sinotriage.operators.filters import FILTERS
+from sinotriage.operators.noise import add_poisson_noise
+from sinotriage.operators.subsampling import subsample_detectors, subsample_views
+from sinotriage.operators.units import MU_WATER, hu_to_mu, mu_to_hu
+
+__all__ = [
+    "BACKENDS",
+    "FILTERS",
+    "MU_WATER",
+    "add_poisson_noise",
+    "auto_choices",
+    "backproject",
+    "fbp",
+    "hu_to_mu",
+    "mu_to_hu",
+    "project",
+    "subsample_detectors",
+    "subsample_views",
+]

@@ -1,0 +1,72 @@
+"""Fewer views or coarser channels: the data and its geometry change together."""
+
+from __future__ import annotations
+
+import torch
+
+from sinotriage.geometry import FanBeamGeometry, ParallelBeamGeometry
+from sinotriage.operators._checks import check_float_tensor, check_geometry, check_trailing_shape
+
+Geometry = FanBeamGeometry | ParallelBeamGeometry
+
+
+def _check_factor(factor: object, total: int, what: str, must_divide: bool) -> int:
+    if isinstance(factor, bool) or not isinstance(factor, int):
+        raise TypeError(f"factor must be an int, got {type(factor).__name__} {factor!r}")
+    if factor < 1 or factor > total:
+        raise ValueError(f"factor must be in [1, {total}] ({what}), got {factor}")
+    if must_divide and total % factor:
+        divisors = [k for k in range(1, total + 1) if total % k == 0]
+        raise ValueError(f"factor must divide the {total} {what} so that the views stay evenly "
+                         f"spaced over the arc; got {factor}, divisors are {divisors}")
+    return factor
+
+
+def subsample_views(sino: torch.Tensor, g: Geometry, factor: int
+                    ) -> tuple[torch.Tensor, Geometry]:
+    """Keep every ``factor``-th view (views 0, k, 2k, ...).
+
+    Parameters
+    ----------
+    sino : torch.Tensor
+        ``(..., V, C)``.
+    g : geometry
+        Its geometry; ``factor`` must divide ``V``.
+    factor : int
+
+    Returns
+    -------
+    (torch.Tensor, geometry)
+        ``(..., V / factor, C)`` (a view of ``sino``) and ``g[::factor]``, which equals the
+        geometry built directly with ``V / factor`` views over the same arc.
+    """
+    g = check_geometry(g, "g")
+    check_float_tensor(sino, "sino")
+    check_trailing_shape(sino, "sino", g.sinogram_shape, "sinogram_shape")
+    k = _check_factor(factor, g.n_views, "views", must_divide=True)
+    return sino[..., ::k, :], g[::k]
+
+
+def subsample_detectors(sino: torch.Tensor, g: Geometry, factor: int
+                        ) -> tuple[torch.Tensor, Geometry]:
+    """Bin ``factor`` adjacent channels (mean of their line integrals).
+
+    Channels beyond ``factor * (C // factor)`` are dropped. The new channel pitch is
+    ``factor * det_spacing`` and ``det_offset`` is set so that each new channel sits at the
+    centre of the channels it bins (``det_offset / factor`` when ``factor`` divides ``C``).
+
+    Returns
+    -------
+    (torch.Tensor, geometry)
+        ``(..., V, C // factor)`` and the matching geometry.
+    """
+    g = check_geometry(g, "g")
+    check_float_tensor(sino, "sino")
+    check_trailing_shape(sino, "sino", g.sinogram_shape, "sinogram_shape")
+    f = _check_factor(factor, g.n_det, "channels", must_divide=False)
+    c = g.n_det
+    c2 = c // f
+    binned = sino[..., : c2 * f].reshape(*sino.shape[:-1], c2, f).mean(-1)
+    offset = ((f - 1) / 2 - (c - 1) / 2 + g.det_offset) / f + (c2 - 1) / 2
+    g2 = g.replace(n_det=c2, det_spacing=g.det_spacing * f, det_offset=offset)
+    return binned, g2
