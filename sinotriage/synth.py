@@ -87,9 +87,11 @@ def synth_study(
     mu_water: float = 0.0192,
     backend: str = "torch",
     device: str = "cpu",
+    difficulty: str | None = None,
 ) -> bool:
     """Generate and write synthetic study ``index`` of the store at ``path`` (one dask task).
 
+    ``difficulty`` overrides the named preset's lesion difficulty (a custom :class:`Preset`).
     Returns True when written, False when the study was already complete.
     """
     import torch
@@ -109,7 +111,7 @@ def synth_study(
         n_slices=seeds["n_slices"],
         image_size=p.image_size,
         pixel_size=p.pixel_size,
-        difficulty=p.difficulty,
+        difficulty=p.difficulty if difficulty is None else difficulty,
         prevalence=prevalence,
     )
     hu = np.clip(np.rint(np.asarray(case.hu, dtype=np.float32)), -32768, 32767).astype(np.int16)
@@ -237,7 +239,8 @@ def synthesize(
     store.clean_partial()
     todo = [i for i in range(n_studies) if not store.has_study(study_id(i))]
     task = functools.partial(
-        synth_study, path=str(out), preset=p.name, seed=int(seed), prevalence=float(prevalence),
+        synth_study, path=str(out), preset=p.name, difficulty=p.difficulty, seed=int(seed),
+        prevalence=float(prevalence),
         photons=photons, backend=backend, device=device,
     )
     written = run_tasks(task, todo, workers=workers, scheduler=scheduler,

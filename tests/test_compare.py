@@ -286,3 +286,19 @@ def test_tiny_preset_end_to_end(tmp_path):
         assert (out / f).is_file(), f
     assert (out / "data" / "tiny.zarr").is_dir()
     check_report_matches_results(out)
+
+
+def test_study_difficulty_reaches_the_synthetic_store(tmp_path) -> None:
+    """``difficulty`` of the study config is the lesion difficulty the store is built with (the
+    store records it) and names the store directory."""
+    from sinotriage.experiments.runner import prepare_store
+    from sinotriage.io.store import open_store
+
+    cfg = study_preset("tiny").model_copy(update={
+        "difficulty": "easy", "n_studies": 12,
+        "arms": (ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),),
+        "reference_arm": "sinogram_x4"})
+    path = prepare_store(cfg, tmp_path, workers=0, progress=False)
+    assert path.name == "tiny_easy.zarr"
+    text = json.dumps(open_store(path).attrs)
+    assert '"difficulty": "easy"' in text and '"difficulty": "standard"' not in text

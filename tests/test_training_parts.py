@@ -104,3 +104,34 @@ def test_cutmix_mixes_labels_by_area() -> None:
         other = float(xm[i][xm[i] != i].mean()) if area_own < 1 else 0.0
         expected = area_own * float(y[i]) + (1 - area_own) * float(y[int(other)])
         assert float(ym[i]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_prepare_batch_scales_hu_bins_channels_and_resizes() -> None:
+    """Model inputs: HU / 1000 for reconstructions, channel binning equal to the operator's
+    ``subsample_detectors`` for sinograms, bilinear resize of 4D and 5D batches."""
+    from sinotriage import subsample_detectors
+    from sinotriage.geometry import sinoct
+    from sinotriage.training import TrainConfig
+    from sinotriage.training.engine import prepare_batch
+
+    gen = torch.Generator().manual_seed(0)
+    hu = torch.rand(2, 1, 16, 16, generator=gen) * 2000 - 1000
+    cfg = TrainConfig(store="x.zarr", out_dir="o", domain="recon", model="resnet18")
+    torch.testing.assert_close(prepare_batch(hu, cfg, None), hu / 1000.0)
+
+    g = sinoct(image_size=32, n_views=24, n_det=30)
+    sino = torch.rand(2, 1, 24, 30, generator=gen)
+    cfg = TrainConfig(store="x.zarr", out_dir="o", domain="sinogram", model="resnet18",
+                      detector_factor=4)
+    expected, _ = subsample_detectors(sino, g, 4)
+    out = prepare_batch(sino, cfg, None)
+    assert out.shape == (2, 1, 24, 7)
+    torch.testing.assert_close(out, expected)
+
+    vol = torch.rand(2, 1, 3, 24, 30, generator=gen)
+    cfg = TrainConfig(store="x.zarr", out_dir="o", domain="sinogram", model="resnet18")
+    out5 = prepare_batch(vol, cfg, 12)
+    assert out5.shape == (2, 1, 3, 12, 12)
+    ref = torch.nn.functional.interpolate(vol[:, :, 1], size=(12, 12), mode="bilinear",
+                                          align_corners=False, antialias=True)
+    torch.testing.assert_close(out5[:, :, 1], ref)

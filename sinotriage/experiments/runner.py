@@ -89,10 +89,15 @@ def prepare_store(
     from sinotriage.preprocess import preprocess
 
     if store is None:
+        from dataclasses import replace
+
+        from sinotriage.presets import get_preset
         from sinotriage.synth import synthesize
 
-        path = out / "data" / f"{config.data_preset}.zarr"
-        synthesize(path, config.n_studies, config.data_preset, config.seed,
+        preset = replace(get_preset(config.data_preset), difficulty=config.difficulty)
+        suffix = "" if config.difficulty == "standard" else f"_{config.difficulty}"
+        path = out / "data" / f"{config.data_preset}{suffix}.zarr"
+        synthesize(path, config.n_studies, preset, config.seed,
                    prevalence=config.prevalence, fractions=config.split_fractions,
                    workers=workers, progress=progress)
     else:

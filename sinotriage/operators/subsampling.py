@@ -47,6 +47,16 @@ def subsample_views(sino: torch.Tensor, g: Geometry, factor: int
     return sino[..., ::k, :], g[::k]
 
 
+def bin_channels(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mean of each run of ``factor`` adjacent entries of the last axis (remainder dropped).
+
+    ``(..., C) -> (..., C // factor)``; the array part of :func:`subsample_detectors`, also
+    used on training batches, where no geometry travels with the tensor.
+    """
+    c2 = x.shape[-1] // factor
+    return x[..., : c2 * factor].reshape(*x.shape[:-1], c2, factor).mean(-1)
+
+
 def subsample_detectors(sino: torch.Tensor, g: Geometry, factor: int
                         ) -> tuple[torch.Tensor, Geometry]:
     """Bin ``factor`` adjacent channels (mean of their line integrals).
@@ -66,7 +76,7 @@ def subsample_detectors(sino: torch.Tensor, g: Geometry, factor: int
     f = _check_factor(factor, g.n_det, "channels", must_divide=False)
     c = g.n_det
     c2 = c // f
-    binned = sino[..., : c2 * f].reshape(*sino.shape[:-1], c2, f).mean(-1)
+    binned = bin_channels(sino, f)
     offset = ((f - 1) / 2 - (c - 1) / 2 + g.det_offset) / f + (c2 - 1) / 2
     g2 = g.replace(n_det=c2, det_spacing=g.det_spacing * f, det_offset=offset)
     return binned, g2

@@ -75,6 +75,10 @@ class TrainResult:
     model: torch.nn.Module | None = field(default=None, repr=False)
 
 
+#: Divisor of Hounsfield units at the model input (:func:`prepare_batch`).
+HU_SCALE = 1000.0
+
+
 def label_names(config: TrainConfig) -> tuple[str, ...]:
     """Label columns of the model outputs: ``("any",)`` or the six RSNA labels."""
     return ("any",) if config.target == "binary" else LABELS6
@@ -113,19 +117,26 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
 
 
 def prepare_batch(x: torch.Tensor, config: TrainConfig, size: int | None) -> torch.Tensor:
-    """Detector binning (sinograms) and resizing of a ``(B, K, H, W)`` batch."""
+    """The model input of a ``(B, K, H, W)`` batch: HU scaling, detector binning, resizing.
+
+    Reconstructions (domains ``hu`` and ``recon``) are divided by :data:`HU_SCALE` (1000 HU), so
+    water is 0 and air -1, a range the networks' first layers train well on; windowed images are
+    already in [0, 1] and sinograms (line integrals) are of order 1. Sinograms are binned along
+    the channels by ``detector_factor`` (:func:`sinotriage.operators.subsampling.bin_channels`).
+    """
+    from sinotriage.operators.subsampling import bin_channels
+
+    if config.domain in ("hu", "recon"):
+        x = x / HU_SCALE
     if config.detector_factor > 1:
-        f = config.detector_factor
-        c = x.shape[-1] // f * f
-        x = x[..., :c].reshape(*x.shape[:-1], c // f, f).mean(-1)
-    if size is not None and tuple(x.shape[-2:]) != (size, size) and x.ndim == 5:
-        b, c, d = x.shape[:3]
-        y = prepare_batch(x.reshape(b, c * d, *x.shape[-2:]), config, size)
-        return y.reshape(b, c, d, size, size)
-    if size is not None and tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=size < min(x.shape[-2:]))
-    return x
+        x = bin_channels(x, config.detector_factor)
+    if size is None or tuple(x.shape[-2:]) == (size, size):
+        return x
+    lead = x.shape[:-2]
+    flat = x.reshape(-1, 1, *x.shape[-2:]) if x.ndim != 4 else x
+    flat = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < min(x.shape[-2:]))
+    return flat.reshape(*lead, size, size)
 
 
 def _logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
