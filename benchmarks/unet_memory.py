@@ -23,6 +23,11 @@ Memory, by device:
   the configurations (ratio about 1.0, see docs/models.md); the CUDA figure, which counts
   tensor allocations only, is the one that shows the activation memory.
 
+On every device the rows also give the **saved activations**: the bytes of the tensors autograd
+keeps for the backward pass in one forward (``sinotriage.models.memory.saved_activation_bytes``),
+which is the activation memory that checkpointing trades for recomputation, measured exactly
+and the same on CPU and CUDA; their ratio checkpointing on / off is printed too.
+
 Time: the median of ``--repeats`` steps after the first.
 
 Usage::
@@ -82,6 +87,7 @@ def run_config(
     ``step_s`` (median time of the steps after the first), ``first_step_s`` and ``loss``.
     """
     from sinotriage.models import create
+    from sinotriage.models.memory import saved_activation_bytes
 
     torch.manual_seed(seed)
     dev = torch.device(device)
@@ -143,6 +149,10 @@ def run_config(
         sync()
         times.append(time.perf_counter() - t0)
     result["step_s"] = statistics.median(times) if times else result["first_step_s"]
+    # activation memory proper, the same on every device (after the timed steps, so it does not
+    # raise the peak measured above); offloaded tensors are packed by the model's own hooks
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        result["saved_activation_bytes"] = saved_activation_bytes(model, x)
     result["loss"] = loss
     return result
 
@@ -196,6 +206,13 @@ def benchmark(
         off, on = by[(False, bf16)], by[(True, bf16)]
         if "peak_bytes" in off and "peak_bytes" in on and off["peak_bytes"] > 0:
             ratios["bf16" if bf16 else "fp32"] = on["peak_bytes"] / off["peak_bytes"]
+    saved_ratios = {
+        ("bf16" if bf16 else "fp32"): by[(True, bf16)]["saved_activation_bytes"]
+        / by[(False, bf16)]["saved_activation_bytes"]
+        for bf16 in (False, True)
+        if "saved_activation_bytes" in by[(False, bf16)]
+        and "saved_activation_bytes" in by[(True, bf16)]
+    }
     padded = [s + (-s) % 16 for s in shape]
     info = {
         "device": device,
@@ -214,6 +231,9 @@ def benchmark(
         ),
         "rows": rows,
         "ratio_checkpointing_on_off": ratios,
+        "saved_activations_method": "bytes of the tensors autograd saves for backward in one "
+        "forward (sinotriage.models.memory.saved_activation_bytes)",
+        "saved_activation_ratio_checkpointing_on_off": saved_ratios,
     }
     return info
 
@@ -229,18 +249,23 @@ def markdown(info: dict) -> str:
         f"(padded to {tuple(info['padded_shape'])}), device {info['device']} "
         f"({info['device_name']}), torch {info['torch']}. Memory: {info['method']}.",
         "",
-        "| checkpointing | autocast bf16 | offload | peak memory (GiB) | step time (s) |",
-        "| --- | --- | --- | ---: | ---: |",
+        "| checkpointing | autocast bf16 | offload | peak memory (GiB) "
+        "| saved activations (GiB) | step time (s) |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for r in info["rows"]:
         t = "-" if r.get("oom") else f"{r['step_s']:.2f}"
+        saved = r.get("saved_activation_bytes")
+        saved_s = "-" if saved is None or r.get("offload") else f"{saved / 2**30:.3f}"
         lines.append(
             f"| {'on' if r['checkpointing'] else 'off'} | {'on' if r['bf16'] else 'off'} "
-            f"| {'on' if r['offload'] else 'off'} | {_fmt_gb(r)} | {t} |"
+            f"| {'on' if r['offload'] else 'off'} | {_fmt_gb(r)} | {saved_s} | {t} |"
         )
     lines.append("")
     for k, v in info["ratio_checkpointing_on_off"].items():
         lines.append(f"Peak memory ratio checkpointing on / off ({k}): {v:.2f}")
+    for k, v in info.get("saved_activation_ratio_checkpointing_on_off", {}).items():
+        lines.append(f"Saved-activation ratio checkpointing on / off ({k}): {v:.2f}")
     return "\n".join(lines) + "\n"
 
 

@@ -318,12 +318,33 @@ def test_unet_memory_benchmark_runs_and_reports(tmp_path):
         "torch": torch.__version__,
         "method": "m",
         "rows": [
-            {**row, "peak_bytes": 3 * 2**30, "step_s": 1.5},
+            {**row, "peak_bytes": 3 * 2**30, "step_s": 1.5, "saved_activation_bytes": 2**29},
             {"checkpointing": True, "bf16": False, "offload": False, "oom": True},
         ],
         "ratio_checkpointing_on_off": {"fp32": 0.5},
     }
     table = bench.markdown(info)
-    assert "| off | off | off | 3.00 | 1.50 |" in table
-    assert "| on | off | off | OOM | - |" in table
+    assert row["saved_activation_bytes"] > 0
+    assert "| off | off | off | 3.00 | 0.500 | 1.50 |" in table
+    assert "| on | off | off | OOM | - | - |" in table
     assert "(fp32): 0.50" in table
+
+
+def test_saved_activation_bytes_known_answer_and_checkpointing_ratio():
+    """Known answer: Linear(10, 20) -> ReLU -> Linear(20, 5) on a (4, 10) float32 input saves the
+    input (160 B) and the ReLU output (320 B, kept by ReLU and by the second Linear: counted
+    once); parameters are not counted. The 3D mini U-Net with checkpointing keeps well under half
+    the activations it keeps without (measured 0.20 at this size)."""
+    from sinotriage.models.memory import saved_activation_bytes
+
+    torch.manual_seed(0)
+    lin = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.ReLU(), torch.nn.Linear(20, 5))
+    assert saved_activation_bytes(lin, torch.randn(4, 10)) == 4 * 10 * 4 + 4 * 20 * 4
+
+    net = models.create("mini_unet_slim", in_channels=1, num_classes=1, spatial_dims=3)
+    x = torch.randn(1, 1, 8, 32, 32)
+    off = saved_activation_bytes(net, x)
+    net.checkpointing = True
+    on = saved_activation_bytes(net, x)
+    assert off > 8 * 32 * 32 * 8 * 4  # at least one full-resolution feature map
+    assert on / off < 0.5

@@ -89,8 +89,11 @@ def test_torch_and_numba_agree_to_rounding(gname):
 @pytest.mark.parametrize("gname", ["parallel", "fan-flat"])
 def test_torch_and_astra_agree(gname):
     """Relative L2 < 1% for project and backproject of a phantom (measured 3e-6 parallel,
-    ~0.3% fan: ASTRA's fan projector is a line-length one, ours Joseph); FBP (ASTRA's
-    ray-driven backprojection of the same filtered rows) within 3%."""
+    ~0.3% fan: ASTRA's fan projector is a line-length one, ours Joseph). FBP (ASTRA's
+    ray-driven backprojection of the same filtered rows against our pixel-driven one) differs by
+    1.2% (parallel) and 1.6% (fan) at 128 px, all of it at the highest frequencies: after a 3 x 3
+    box filter the two agree to 0.2% and 0.45%. The issue's 1% is therefore not met for FBP;
+    the test holds the measured figures with some margin."""
     g = {"parallel": ParallelBeamGeometry(n_views=180, n_det=190, det_spacing=250 / 128,
                                           image_size=128, pixel_size=250 / 128, det_offset=0.25),
          "fan-flat": sinoct(128, 360, 444).replace(detector="flat", start_angle=0.7)}[gname]
@@ -99,7 +102,11 @@ def test_torch_and_astra_agree(gname):
     y = project(x, g, backend="torch")
     assert rel(project(x, g, backend="astra"), y) < 0.01
     assert rel(backproject(y, g, backend="astra"), backproject(y, g, backend="torch")) < 0.01
-    assert rel(fbp(y, g, backend="astra"), fbp(y, g, backend="torch")) < 0.03
+    a, t = fbp(y, g, backend="astra"), fbp(y, g, backend="torch")
+    assert rel(a, t) < 0.02
+    box = torch.ones(1, 1, 3, 3) / 9
+    smooth = lambda z: torch.nn.functional.conv2d(z[:, None], box)  # noqa: E731
+    assert rel(smooth(a), smooth(t)) < 0.006
 
 
 def test_batch_dims_and_batch_invariance():
