@@ -173,6 +173,7 @@ def finalize(
         "study": {
             "name": config.name,
             "data_preset": config.data_preset,
+            "difficulty": config.difficulty,
             "n_studies": config.n_studies,
             "seed": config.seed,
             "reference_arm": reference,

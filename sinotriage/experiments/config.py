@@ -189,7 +189,7 @@ class StudyConfig(_Strict):
             "model": self.model_for(arm),
             "training": self.training.model_dump(mode="json"),
             "data": [self.data_preset, self.n_studies, self.prevalence, self.seed,
-                     list(self.split_fractions)],
+                     list(self.split_fractions), self.difficulty],
             "aggregation": [self.aggregation, self.aggregation_k],
         }
         text = json.dumps(payload, sort_keys=True)

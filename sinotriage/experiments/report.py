@@ -73,7 +73,8 @@ def _header_notes(results: Mapping[str, Any]) -> list[str]:
     lines = [
         f"sinotriage {results['sinotriage_version']}, created {results['created']} (UTC), "
         f"device `{results.get('device', 'cpu')}`.",
-        f"Data: `{results.get('store')}` (preset `{s['data_preset']}`, {s['n_studies']} studies, "
+        f"Data: `{results.get('store')}` (preset `{s['data_preset']}`, "
+        f"{s.get('difficulty', 'standard')} lesions, {s['n_studies']} studies, "
         f"seed {s['seed']}; full view count {results.get('full_views')}).",
         f"Test split: {t['n']} scans ({t['positives']} abnormal, {t['negatives']} normal). "
         f"Scan score = `{s['aggregation']}` of the slice scores.",
