@@ -8,8 +8,8 @@ results.json schema (version 1)
       "schema": "sinotriage.compare/1",
       "sinotriage_version": "0.1.0",
       "created": "2026-11-22T23:59:00+00:00",       # UTC
-      "study": {"name", "data_preset", "difficulty", "n_studies", "seed", "reference_arm", "aggregation",
-                "operating_sensitivity", "fixed_specificity", "alpha", "notes"},
+      "study": {"name", "data_preset", "difficulty", "n_studies", "seed", "reference_arm",
+                "aggregation", "operating_sensitivity", "fixed_specificity", "alpha", "notes"},
       "store": "path/to/store.zarr", "full_views": 492, "device": "cpu",
       "test": {"n": 24, "positives": 12, "negatives": 12},
       "arms": {
