@@ -61,6 +61,24 @@ def default_backend() -> str:
     return "numba" if importlib.util.find_spec("numba") is not None else "torch"
 
 
+def resolve_backend(device: str, backend: str | None) -> str:
+    """Check ``device`` ("cpu" or "cuda", usable) and return the writers' operator backend.
+
+    ``backend=None`` gives ``"torch"`` on CUDA and :func:`default_backend` on the CPU; a given
+    backend is returned as is (callers check it against the backends they accept).
+    """
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
+    if backend is None:
+        return "torch" if device == "cuda" else default_backend()
+    return backend
+
+
 #: Environment of the local cluster's worker processes. dask sets ``MALLOC_TRIM_THRESHOLD_`` to
 #: 64 KiB, which also switches off glibc's adaptive mmap threshold: every array above 128 KiB is
 #: then a fresh mmap, and the page faults doubled the CPU time of ``synth`` (system time 48 % of

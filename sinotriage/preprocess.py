@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from sinotriage.io.store import Store, derived_key, open_store
-from sinotriage.parallel import check_workers, default_backend, run_tasks
+from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 
 __all__ = ["PreprocessResult", "preprocess", "preprocess_study", "select_views"]
 
@@ -104,15 +104,7 @@ def preprocess_study(
 
     from sinotriage.operators import add_poisson_noise, fbp, mu_to_hu
 
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
-    if backend is None:
-        backend = "torch" if device == "cuda" else default_backend()
+    backend = resolve_backend(device, backend)
     store = open_store(path, mode="r+")
     todo = [v for v in views if not store.has_derived(study_id, v, photons)]
     if not todo:
@@ -212,15 +204,7 @@ def preprocess(
     from sinotriage.operators import BACKENDS, FILTERS
 
     check_workers(workers, scheduler)
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
-    if backend is None:
-        backend = "torch" if device == "cuda" else default_backend()
+    backend = resolve_backend(device, backend)
     store = open_store(path, mode="r+")
     g = store.geometry
     if g is None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from sinotriage.io.store import Store, create_store, open_store
-from sinotriage.parallel import check_workers, default_backend, run_tasks
+from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.presets import Preset, get_preset
 
 __all__ = ["SynthResult", "synthesize", "synth_study", "study_seeds", "study_id"]
@@ -204,15 +204,7 @@ def synthesize(
     check_workers(workers, scheduler)
     from sinotriage.operators import BACKENDS
 
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
-    if backend is None:
-        backend = "torch" if device == "cuda" else default_backend()
+    backend = resolve_backend(device, backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     p = get_preset(preset)

@@ -32,7 +32,7 @@ from typing import Any
 
 from sinotriage.io.layouts._common import StudySpec, ingest_study, resample_to_grid
 from sinotriage.io.store import Store, create_store, open_store
-from sinotriage.parallel import TaskError, check_workers, default_backend, run_tasks
+from sinotriage.parallel import TaskError, check_workers, resolve_backend, run_tasks
 
 __all__ = ["LAYOUTS", "IngestResult", "StudySpec", "discover", "ingest", "resample_to_grid"]
 
@@ -166,15 +166,7 @@ def ingest(
 
     check_workers(workers, scheduler)
     p = get_preset(preset)
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
-    if backend is None:
-        backend = "torch" if device == "cuda" else default_backend()
+    backend = resolve_backend(device, backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if photons is not None and (not float(photons) > 0):
