@@ -109,8 +109,8 @@ def evaluate(checkpoint: str | os.PathLike[str], store: Any, split: str = "test"
                 if len(np.unique(vy)) == 2:
                     threshold = M.threshold_for_sensitivity(vy, vs, 0.95)
                     threshold_source = "95% sensitivity on val"
-            except (KeyError, ValueError):
-                pass
+            except (KeyError, ValueError) as exc:  # no val split in the store, or too small
+                threshold_source = f"default 0.5 (validation split unusable: {exc})"
     result["threshold"] = float(threshold)
     result["threshold_source"] = threshold_source
     both = len(np.unique(y[y >= 0])) == 2
