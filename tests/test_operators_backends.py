@@ -65,6 +65,10 @@ def test_fbp_is_differentiable_with_torch():
     assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
 
 
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
 def _phantom(n: int) -> torch.Tensor:
     c = torch.arange(n) - (n - 1) / 2
     yy, xx = torch.meshgrid(c, c, indexing="ij")
@@ -89,24 +93,35 @@ def test_torch_and_numba_agree_to_rounding(gname):
 @pytest.mark.parametrize("gname", ["parallel", "fan-flat"])
 def test_torch_and_astra_agree(gname):
     """Relative L2 < 1% for project and backproject of a phantom (measured 3e-6 parallel,
-    ~0.3% fan: ASTRA's fan projector is a line-length one, ours Joseph). FBP (ASTRA's
-    ray-driven backprojection of the same filtered rows against our pixel-driven one) differs by
-    1.2% (parallel) and 1.6% (fan) at 128 px, all of it at the highest frequencies: after a 3 x 3
-    box filter the two agree to 0.2% and 0.45%. The issue's 1% is therefore not met for FBP;
-    the test holds the measured figures with some margin."""
+    ~0.3% fan: ASTRA's fan projector is a line-length one, ours Joseph)."""
     g = {"parallel": ParallelBeamGeometry(n_views=180, n_det=190, det_spacing=250 / 128,
                                           image_size=128, pixel_size=250 / 128, det_offset=0.25),
          "fan-flat": sinoct(128, 360, 444).replace(detector="flat", start_angle=0.7)}[gname]
     x = _phantom(128)[None]
-    rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
     y = project(x, g, backend="torch")
-    assert rel(project(x, g, backend="astra"), y) < 0.01
-    assert rel(backproject(y, g, backend="astra"), backproject(y, g, backend="torch")) < 0.01
+    assert _rel(project(x, g, backend="astra"), y) < 0.01
+    assert _rel(backproject(y, g, backend="astra"), backproject(y, g, backend="torch")) < 0.01
+
+
+@pytest.mark.parametrize("gname", ["parallel", "fan-flat"])
+def test_torch_and_astra_fbp_agree_at_512(gname):
+    """FBP, torch vs astra backend, relative L2 < 1% at the issue's size: 512 x 512 over 250 mm,
+    parallel 720 x 736 and the SinoCT fan geometry (984 x 888) with a flat detector (ASTRA has
+    no curved one). Measured 0.66% and 0.58%. The whole difference is at the highest
+    frequencies (ASTRA backprojects ray-driven, ours pixel-driven): after a 3 x 3 box filter
+    it is 0.10% and 0.16%. It is an edge effect, so it shrinks with the grid: the same
+    phantom at 128 px (180 x 190 parallel; 360 x 444 flat fan) differs by 1.2% and 1.6%,
+    at 256 px by 0.9% and 1.1%; both backends are equally far from the phantom."""
+    n = 512
+    g = {"parallel": ParallelBeamGeometry(n_views=720, n_det=736, det_spacing=250 / n,
+                                          image_size=n, pixel_size=250 / n, det_offset=0.25),
+         "fan-flat": sinoct(n).replace(detector="flat", start_angle=0.7)}[gname]
+    y = project(_phantom(n)[None], g, backend="torch")
     a, t = fbp(y, g, backend="astra"), fbp(y, g, backend="torch")
-    assert rel(a, t) < 0.02
+    assert _rel(a, t) < 0.01
     box = torch.ones(1, 1, 3, 3) / 9
     smooth = lambda z: torch.nn.functional.conv2d(z[:, None], box)  # noqa: E731
-    assert rel(smooth(a), smooth(t)) < 0.006
+    assert _rel(smooth(a), smooth(t)) < 0.003
 
 
 def test_batch_dims_and_batch_invariance():
