@@ -30,13 +30,24 @@ and the same on CPU and CUDA; their ratio checkpointing on / off is printed too.
 
 Time: the median of ``--repeats`` steps after the first.
 
+**Estimate without a GPU** (``--estimate``): the CUDA peak of the same step for all six
+configurations, by ``sinotriage.models.memory.estimate_step_memory``: the step runs on fake
+tensors (no compute, seconds on a CPU) and the live tensor storages are counted, rounded to the
+CUDA allocator's 512-byte blocks, with CUDA autocast's op lists. It is an estimate, not a
+measurement: cuDNN/cuBLAS workspaces and allocator effects are not counted. At the full size it
+also re-estimates the configurations measured on an H100 (the checkpointing scheme of that run,
+one checkpoint per block, rebuilt here as ``BlockCheckpointedUNet``) and prints estimate against
+measurement, and it counts the floating-point operations of a step (``FlopCounterMode``).
+
 Usage::
 
     python benchmarks/unet_memory.py                   # CPU, reduced size
     python benchmarks/unet_memory.py --device cuda     # full SinoCT stack on a GPU
     python benchmarks/unet_memory.py --shape 4 64 64   # any size
+    python benchmarks/unet_memory.py --estimate        # estimated CUDA table, full size, no GPU
 
-Writes ``benchmarks/results/unet_memory_<device>.json`` and ``.md`` (or ``--out DIR``).
+Writes ``benchmarks/results/unet_memory_<device>.json`` and ``.md`` (or ``--out DIR``);
+``--estimate`` writes ``unet_memory_estimate.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -60,6 +71,19 @@ DEFAULT_SHAPE = {"cpu": (16, 64, 64), "cuda": (40, 984, 888)}
 #: (checkpointing, bf16, offload); offload (saved tensors in pinned host memory) on CUDA only
 CONFIGS = [(False, False, False), (True, False, False), (False, True, False), (True, True, False)]
 CUDA_EXTRA = [(False, True, True), (True, True, True)]
+#: ``max_memory_allocated`` of the step measured on an NVIDIA H100 80GB (torch 2.11) in an earlier
+#: session, GiB, by (checkpointing, bf16, offload); docs/models.md. Checkpointing then was one
+#: checkpoint per block (:class:`BlockCheckpointedUNet`).
+H100_MEASURED_GIB = {
+    (False, False, False): 50.76,
+    (True, False, False): 33.88,
+    (False, True, False): 25.94,
+    (True, True, False): 17.57,
+    (False, True, True): 11.18,
+    (True, True, True): 15.83,
+}
+#: the memory target of issue #7 (checkpointing + bf16), in both readings of "8 GB"
+TARGETS = {"8 GiB": 8 * 2**30, "8e9 B": 8 * 10**9}
 
 
 def _rss_bytes() -> int:
@@ -238,6 +262,167 @@ def benchmark(
     return info
 
 
+def _block_checkpointed_unet():
+    """The 3D mini U-Net class with the checkpointing measured on the H100 (see
+    :class:`BlockCheckpointedUNet`); built lazily so the module imports without torch models."""
+    from torch.utils.checkpoint import checkpoint
+
+    from sinotriage.models.mini_unet import MiniUNet
+
+    class BlockCheckpointedUNet(MiniUNet):
+        """``MiniUNet`` with its checkpointing as it was when the H100 figures were measured: one
+        non-reentrant checkpoint per block (encoder blocks, bottleneck, decoder blocks with their
+        up-convolution and concatenation, head), nothing finer; same weights."""
+
+        def _forward_checkpointed(self, x: torch.Tensor) -> torch.Tensor:
+            def run(block, *args):
+                return checkpoint(block, *args, use_reentrant=False)
+
+            x = self._pad(x)
+            skips = []
+            for enc in self.encoders:
+                x = run(enc, x)
+                skips.append(x)
+                x = self.pool(x)
+            x = run(self.bottleneck, x)
+            for dec, skip in zip(self.decoders, reversed(skips), strict=True):
+                x = run(dec, x, skip)
+            x = run(self.head_conv, x)
+            x = x.mean(dim=tuple(range(2, x.dim())))
+            return self.fc(x)
+
+    return BlockCheckpointedUNet
+
+
+def _step_tflop(cls, shape, base_channels, ckpt, bf16) -> float:
+    """Floating-point operations of forward + backward (fake tensors, ``FlopCounterMode``)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FakeTensorMode():
+        model = cls(1, 1, 3, base_channels, ckpt)
+        x = torch.randn(1, 1, *shape)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            model(x).float().sum().backward()
+    return counter.get_total_flops() / 1e12
+
+
+def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
+    """Estimated CUDA peak of the step for the six configurations (no GPU needed).
+
+    Returns the results dict written to JSON: ``rows`` for the current model and, at the full
+    SinoCT size with 16 base channels, ``validation``: the estimate of the configurations
+    measured on the H100 (with the checkpointing of that run) against the measurement.
+    """
+    from functools import partial
+
+    from sinotriage.models.memory import estimate_step_memory
+    from sinotriage.models.mini_unet import MiniUNet
+
+    block_cls = _block_checkpointed_unet()
+
+    def run(cls, ckpt, bf16, offload):
+        est = estimate_step_memory(
+            partial(cls, 1, 1, 3, base_channels, ckpt, offload),
+            (1, 1, *shape),
+            torch.bfloat16 if bf16 else None,
+            device="cuda",
+        )
+        return est
+
+    rows, validation = [], []
+    for ckpt, bf16, offload in CONFIGS + CUDA_EXTRA:
+        est = run(MiniUNet, ckpt, bf16, offload)
+        row = {
+            "checkpointing": ckpt,
+            "bf16": bf16,
+            "offload": offload,
+            "estimated_peak_bytes": est.peak_bytes,
+            "estimated_host_peak_bytes": est.host_peak_bytes,
+            "start_bytes": est.start_bytes,
+            "peak_where": est.peak_where,
+            "step_tflop": None
+            if offload
+            else _step_tflop(MiniUNet, shape, base_channels, ckpt, bf16),
+            "under_target": {k: est.peak_bytes < v for k, v in TARGETS.items()},
+        }
+        rows.append(row)
+        if tuple(shape) == DEFAULT_SHAPE["cuda"] and base_channels == 16:
+            old = run(block_cls, ckpt, bf16, offload) if ckpt else est
+            measured = H100_MEASURED_GIB[(ckpt, bf16, offload)] * 2**30
+            validation.append(
+                {
+                    "checkpointing": ckpt,
+                    "bf16": bf16,
+                    "offload": offload,
+                    "scheme": "one checkpoint per block" if ckpt else "-",
+                    "measured_h100_bytes": measured,
+                    "estimated_peak_bytes": old.peak_bytes,
+                    "relative_error": old.peak_bytes / measured - 1,
+                    "step_tflop": None
+                    if offload or not ckpt
+                    else _step_tflop(block_cls, shape, base_channels, ckpt, bf16),
+                }
+            )
+    padded = [s + (-s) % 16 for s in shape]
+    return {
+        "device": "cuda (estimated, no GPU)",
+        "torch": torch.__version__,
+        "input_shape": [1, 1, *shape],
+        "padded_shape": [1, 1, *padded],
+        "base_channels": base_channels,
+        "method": "estimate: sinotriage.models.memory.estimate_step_memory (fake tensors, live "
+        "storage bytes rounded to 512 B, CUDA autocast op lists; cuDNN/cuBLAS workspaces and "
+        "allocator fragmentation not counted); one step after a warm-up step",
+        "targets_bytes": TARGETS,
+        "rows": rows,
+        "validation": validation,
+    }
+
+
+def markdown_estimate(info: dict) -> str:
+    """Markdown tables of :func:`estimate`."""
+    g = 2**30
+    lines = [
+        f"**Estimate, not a measurement.** 3D mini_unet training step, input "
+        f"{tuple(info['input_shape'])} (padded to {tuple(info['padded_shape'])}), estimated CUDA "
+        f"peak (torch {info['torch']}). Method: {info['method']}.",
+        "",
+        "| checkpointing | autocast bf16 | offload | estimated peak (GiB) | (GB, 1e9 B) "
+        "| under 8 GiB | under 8e9 B | host memory (GiB) | step TFLOP |",
+        "| --- | --- | --- | ---: | ---: | --- | --- | ---: | ---: |",
+    ]
+    for r in info["rows"]:
+        peak = r["estimated_peak_bytes"]
+        tf = "-" if r["step_tflop"] is None else f"{r['step_tflop']:.1f}"
+        lines.append(
+            f"| {'on' if r['checkpointing'] else 'off'} | {'on' if r['bf16'] else 'off'} "
+            f"| {'on' if r['offload'] else 'off'} | {peak / g:.2f} | {peak / 1e9:.2f} "
+            f"| {'yes' if r['under_target']['8 GiB'] else 'no'} "
+            f"| {'yes' if r['under_target']['8e9 B'] else 'no'} "
+            f"| {r['estimated_host_peak_bytes'] / g:.2f} | {tf} |"
+        )
+    if info["validation"]:
+        lines += [
+            "",
+            "Validation against the H100 measurement (`torch.cuda.max_memory_allocated`, "
+            "checkpointing of that run: one checkpoint per block):",
+            "",
+            "| checkpointing | autocast bf16 | offload | measured H100 (GiB) | estimated (GiB) "
+            "| estimate - measured | step TFLOP |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        ]
+        for v in info["validation"]:
+            tf = "-" if v["step_tflop"] is None else f"{v['step_tflop']:.1f}"
+            lines.append(
+                f"| {'on' if v['checkpointing'] else 'off'} | {'on' if v['bf16'] else 'off'} "
+                f"| {'on' if v['offload'] else 'off'} | {v['measured_h100_bytes'] / g:.2f} "
+                f"| {v['estimated_peak_bytes'] / g:.2f} | {v['relative_error']:+.1%} | {tf} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def _fmt_gb(row: dict) -> str:
     return "OOM" if row.get("oom") else f"{row['peak_bytes'] / 2**30:.2f}"
 
@@ -282,12 +467,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-channels", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="estimate the CUDA table without a GPU (fake tensors), full size by default",
+    )
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
         shape, ckpt, bf16, base, repeats, out = json.loads(args._child)
         row = run_config(tuple(shape), ckpt, bf16, "cpu", base, repeats)
         Path(out).write_text(json.dumps(row))
+        return 0
+    if args.estimate:
+        torch.set_num_threads(1)
+        shape = tuple(args.shape) if args.shape else DEFAULT_SHAPE["cuda"]
+        info = estimate(shape, args.base_channels)
+        table = markdown_estimate(info)
+        print(table)
+        args.out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(args.out / "unet_memory_estimate.json", json.dumps(info, indent=2) + "\n")
+        _write_atomic(args.out / "unet_memory_estimate.md", table)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False")
