@@ -9,7 +9,8 @@ Memory, by device:
 - ``cuda``: ``torch.cuda.max_memory_allocated`` during the step (after a warm-up step, so
   Adam's state already exists), minus nothing: it is the whole footprint of the step, weights,
   gradients and optimizer state included (those are ~70 MB for the 5.65 M-parameter model).
-  Default size: the full SinoCT stack, 40 x 984 x 888 (padded inside to 48 x 992 x 896).
+  Default size: the full SinoCT stack, 40 x 984 x 888 (the network runs at that size; until
+  the per-level size handling it padded the input to 48 x 992 x 896 first).
   The Stanford project ran out of a 16 GB GPU here; the target is < 8 GB with checkpointing
   and bf16. A configuration that runs out of memory is reported as ``OOM``.
 - ``cpu``: each configuration runs in a fresh subprocess; the figure is the process's peak
@@ -38,6 +39,9 @@ measurement: cuDNN/cuBLAS workspaces and allocator effects are not counted. At t
 also re-estimates the configurations measured on an H100 (the checkpointing scheme of that run,
 one checkpoint per block, rebuilt here as ``BlockCheckpointedUNet``) and prints estimate against
 measurement, and it counts the floating-point operations of a step (``FlopCounterMode``).
+The model of that run also padded its input to a multiple of 16 on every axis (48 x 992 x 896);
+the re-estimate pads the same way (``H100_PAD_MULTIPLE``), while the current model runs at the
+input's size (``MiniUNet.padded_shape``).
 
 Usage::
 
@@ -82,6 +86,8 @@ H100_MEASURED_GIB = {
     (False, True, True): 11.18,
     (True, True, True): 15.83,
 }
+#: the model of the H100 run padded its input to a multiple of this on every axis up front
+H100_PAD_MULTIPLE = 16
 #: the memory target of issue #7 (checkpointing + bf16), in both readings of "8 GB"
 TARGETS = {"8 GiB": 8 * 2**30, "8e9 B": 8 * 10**9}
 
@@ -237,7 +243,7 @@ def benchmark(
         if "saved_activation_bytes" in by[(False, bf16)]
         and "saved_activation_bytes" in by[(True, bf16)]
     }
-    padded = [s + (-s) % 16 for s in shape]
+    padded = _model_shape(shape)
     info = {
         "device": device,
         "device_name": torch.cuda.get_device_name(0)
@@ -262,17 +268,54 @@ def benchmark(
     return info
 
 
-def _block_checkpointed_unet():
-    """The 3D mini U-Net class with the checkpointing measured on the H100 (see
-    :class:`BlockCheckpointedUNet`); built lazily so the module imports without torch models."""
+def _model_shape(shape) -> list[int]:
+    """The spatial size the current model runs at for an input of spatial size ``shape``."""
+    from sinotriage.models.mini_unet import MiniUNet
+
+    return list(MiniUNet.padded_shape(shape))
+
+
+def _h100_shape(shape) -> list[int]:
+    """The spatial size the model of the H100 run ran at: padded to a multiple of 16."""
+    return _pad16_shape(shape, H100_PAD_MULTIPLE)
+
+
+def _pad16_shape(shape, m: int) -> list[int]:
+    size = [s + (-s) % m for s in shape]
+    if all(n <= m for n in size):
+        size[-1] += m
+    return size
+
+
+def _h100_unet(block_checkpoints: bool):
+    """The 3D mini U-Net class as it was when the H100 figures were measured: the input
+    zero-padded up front to a multiple of 16 on every axis (``_pad16_shape``; at such sizes the
+    current per-level logic pools and up-samples exactly as that model did) and, if
+    ``block_checkpoints``, its checkpointing (see :class:`BlockCheckpointedUNet`); built lazily
+    so the module imports without torch models."""
+    import torch.nn.functional as F
     from torch.utils.checkpoint import checkpoint
 
     from sinotriage.models.mini_unet import MiniUNet
 
-    class BlockCheckpointedUNet(MiniUNet):
+    class PaddedUNet(MiniUNet):
+        """``MiniUNet`` with the input padded to a multiple of 16 first, as in the H100 run."""
+
+        def _pad(self, x: torch.Tensor) -> torch.Tensor:
+            target = _pad16_shape(list(x.shape[2:]), H100_PAD_MULTIPLE)
+            pad: list[int] = []
+            for size, want in zip(reversed(x.shape[2:]), reversed(target), strict=True):
+                pad += [0, want - size]
+            return F.pad(x, pad) if any(pad) else x
+
+    if not block_checkpoints:
+        return PaddedUNet
+
+    class BlockCheckpointedUNet(PaddedUNet):
         """``MiniUNet`` with its checkpointing as it was when the H100 figures were measured: one
         non-reentrant checkpoint per block (encoder blocks, bottleneck, decoder blocks with their
-        up-convolution and concatenation, head), nothing finer; same weights."""
+        up-convolution and concatenation, head), nothing finer; same weights; input padded to a
+        multiple of 16 as then."""
 
         def _forward_checkpointed(self, x: torch.Tensor) -> torch.Tensor:
             def run(block, *args):
@@ -320,7 +363,7 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
     from sinotriage.models.memory import estimate_step_memory
     from sinotriage.models.mini_unet import MiniUNet
 
-    block_cls = _block_checkpointed_unet()
+    padded_cls, block_cls = _h100_unet(False), _h100_unet(True)
 
     def run(cls, ckpt, bf16, offload):
         est = estimate_step_memory(
@@ -349,7 +392,7 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
         }
         rows.append(row)
         if tuple(shape) == DEFAULT_SHAPE["cuda"] and base_channels == 16:
-            old = run(block_cls, ckpt, bf16, offload) if ckpt else est
+            old = run(block_cls if ckpt else padded_cls, ckpt, bf16, offload)
             measured = H100_MEASURED_GIB[(ckpt, bf16, offload)] * 2**30
             validation.append(
                 {
@@ -365,12 +408,12 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
                     else _step_tflop(block_cls, shape, base_channels, ckpt, bf16),
                 }
             )
-    padded = [s + (-s) % 16 for s in shape]
     return {
         "device": "cuda (estimated, no GPU)",
         "torch": torch.__version__,
         "input_shape": [1, 1, *shape],
-        "padded_shape": [1, 1, *padded],
+        "padded_shape": [1, 1, *_model_shape(shape)],
+        "h100_padded_shape": [1, 1, *_h100_shape(shape)],
         "base_channels": base_channels,
         "method": "estimate: sinotriage.models.memory.estimate_step_memory (fake tensors, live "
         "storage bytes rounded to 512 B, CUDA autocast op lists; cuDNN/cuBLAS workspaces and "
@@ -384,9 +427,11 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
 def markdown_estimate(info: dict) -> str:
     """Markdown tables of :func:`estimate`."""
     g = 2**30
+    runs_at = tuple(info["padded_shape"])
+    at = "its own size" if runs_at == tuple(info["input_shape"]) else f"{runs_at}"
     lines = [
         f"**Estimate, not a measurement.** 3D mini_unet training step, input "
-        f"{tuple(info['input_shape'])} (padded to {tuple(info['padded_shape'])}), estimated CUDA "
+        f"{tuple(info['input_shape'])} (the network runs at {at}), estimated CUDA "
         f"peak (torch {info['torch']}). Method: {info['method']}.",
         "",
         "| checkpointing | autocast bf16 | offload | estimated peak (GiB) | (GB, 1e9 B) "
@@ -406,8 +451,10 @@ def markdown_estimate(info: dict) -> str:
     if info["validation"]:
         lines += [
             "",
-            "Validation against the H100 measurement (`torch.cuda.max_memory_allocated`, "
-            "checkpointing of that run: one checkpoint per block):",
+            "Validation against the H100 measurement (`torch.cuda.max_memory_allocated`) of "
+            "the model as it was then: input padded up front to "
+            f"{tuple(info.get('h100_padded_shape', info['padded_shape']))}, checkpointing one "
+            "checkpoint per block:",
             "",
             "| checkpointing | autocast bf16 | offload | measured H100 (GiB) | estimated (GiB) "
             "| estimate - measured | step TFLOP |",
@@ -431,7 +478,7 @@ def markdown(info: dict) -> str:
     """A small markdown table of the results."""
     lines = [
         f"3D mini_unet training step, input {tuple(info['input_shape'])} "
-        f"(padded to {tuple(info['padded_shape'])}), device {info['device']} "
+        f"(the network runs at {tuple(info['padded_shape'])}), device {info['device']} "
         f"({info['device_name']}), torch {info['torch']}. Memory: {info['method']}.",
         "",
         "| checkpointing | autocast bf16 | offload | peak memory (GiB) "

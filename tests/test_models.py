@@ -114,13 +114,13 @@ def test_3d_models(name, x, expected):
     y.sum().backward()
 
 
-def test_mini_unet_any_size_is_padded_to_16():
+def test_mini_unet_any_size_runs_unpadded():
     model = MiniUNet(1, 1, 2, base_channels=4)
-    # 984 x 888 / 8 rounds to 123 x 111: neither is a multiple of 16
+    # 984 x 888 / 8 = 123 x 111: odd, so the last pooling rounds up and the decoder crops
     assert model(torch.randn(1, 1, 123, 111)).shape == (1, 1)
-    assert model._pad(torch.zeros(1, 1, 123, 111)).shape[-2:] == (128, 112)
-    assert model._pad(torch.zeros(1, 1, 40, 984, 888)).shape[-3:] == (48, 992, 896)
-    assert model._pad(torch.zeros(1, 1, 3, 16)).shape[-2:] == (16, 32)  # bottleneck 1 x 2
+    assert model._pad(torch.zeros(1, 1, 123, 111)).shape[-2:] == (123, 111)  # not padded
+    assert model._pad(torch.zeros(1, 1, 40, 984, 888)).shape[-3:] == (40, 984, 888)
+    assert model._pad(torch.zeros(1, 1, 3, 16)).shape[-2:] == (3, 17)  # bottleneck 1 x 2
     assert model(torch.randn(1, 1, 3, 16)).shape == (1, 1)
     with pytest.raises(ValueError, match="x must have 4 dims"):
         model(torch.zeros(1, 1, 4, 16, 16))
@@ -312,7 +312,7 @@ def test_unet_memory_benchmark_runs_and_reports(tmp_path):
     assert 0 < row["loss"] < 10
     info = {
         "input_shape": [1, 1, 2, 16, 32],
-        "padded_shape": [1, 1, 16, 16, 32],
+        "padded_shape": [1, 1, 2, 16, 32],
         "device": "cpu",
         "device_name": "x",
         "torch": torch.__version__,

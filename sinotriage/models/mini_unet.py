@@ -62,6 +62,19 @@ def _unit(conv: nn.Module, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return _norm_relu(norm, conv(x))
 
 
+def _fit(up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """The up-convolution's output cropped to the skip's spatial size (a view).
+
+    The max-pools round up (``ceil_mode``), so along an axis of odd size ``n`` the level below
+    has ``(n + 1) / 2`` elements and the 2x up-convolution gives ``n + 1``: its last element,
+    which stands for the pool window that hung over the edge, is dropped. Along even axes, and
+    whenever the sizes already agree, nothing is cropped (``up`` itself is returned)."""
+    size = skip.shape[2:]
+    if up.shape[2:] == size:
+        return up
+    return up[(..., *(slice(0, n) for n in size))]
+
+
 def _unit_skip(
     conv: nn.Module, norm: nn.Module, skip: torch.Tensor, up: torch.Tensor
 ) -> torch.Tensor:
@@ -81,7 +94,8 @@ class DoubleConv(nn.Sequential):
 
 
 class UpBlock(nn.Module):
-    """Up-convolution (2x2 transposed conv, stride 2), skip concatenation, then a DoubleConv."""
+    """Up-convolution (2x2 transposed conv, stride 2), cropped to the skip's size where the
+    level above had an odd size (:func:`_fit`), skip concatenation, then a DoubleConv."""
 
     def __init__(self, c_in: int, c_out: int, dims: int) -> None:
         super().__init__()
@@ -89,7 +103,7 @@ class UpBlock(nn.Module):
         self.conv = DoubleConv(2 * c_out, c_out, dims)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = self.up(x)
+        up = _fit(self.up(x), skip)
         return self.conv(torch.cat([skip, up.to(skip.dtype)], dim=1))
 
 
@@ -103,11 +117,20 @@ class MiniUNet(nn.Module):
     linear layer to ``num_classes`` logits. ``base=16`` gives Ronneberger's 64...1024 channels
     divided by 4 (16, 32, 64, 128, bottleneck 256), as in the Stanford report.
 
-    The input is zero-padded on the far side of every spatial axis to a multiple of 16 (four
-    poolings; the last axis to 32 if every axis would be 16), so any size works, e.g. a SinoCT
-    slice of 984 x 888 (padded to 992 x 896) or a stack of 40 of them (48 x 992 x 896).
-    Convolutions are padded ("same"), unlike the original's valid convolutions, so no cropping
-    of skips is needed.
+    Sizes are handled per level, so any input size works without padding it up front: each
+    2x2 max-pool rounds up (``ceil_mode=True``: along an odd axis the last window holds one
+    element, the same as zero-padding that axis by one before pooling, since the pooled maps
+    come out of a ReLU), so a level of size ``n`` has ``ceil(n / 2)`` below it and the
+    bottleneck ``ceil(n / 16)``; in each decoder block the up-convolution's output (``2 ceil(n /
+    2)``, one more than the skip along odd axes) is cropped to the skip's size before the
+    concatenation. A SinoCT slice of 984 x 888 thus runs at 984 x 888 (levels 492 x 444,
+    246 x 222, 123 x 111, bottleneck 62 x 56) and a stack of 40 of them at 40 x 984 x 888
+    (bottleneck 3 x 62 x 56). The one pad left: when every axis is 16 or smaller the bottleneck
+    would hold a single element per channel, which instance norm cannot normalize, and the
+    largest axis (the last of equals) is zero-padded on its far side to 17, giving a bottleneck
+    of two elements along it (``padded_shape`` gives the size the network runs at).
+    Convolutions are padded ("same"), unlike the original's valid convolutions, so skips need
+    no cropping.
 
     Parameter counts with ``in_channels=1, num_classes=1`` (a test recomputes them):
 
@@ -136,15 +159,19 @@ class MiniUNet(nn.Module):
         concatenation runs as two summed convolutions, so no concatenated tensor exists (see
         ``_forward_checkpointed``). Works under ``torch.autocast`` (bf16 on CPU and CUDA, fp16
         on CUDA). Full SinoCT stack, bf16, estimated CUDA peak (docs/models.md, an estimate,
-        not a measurement): 9.0 GiB, against 16.2 GiB estimated (17.6 GiB measured on an H100)
-        with one checkpoint per block as before, and 25.9 GiB without checkpointing; about
-        1.56 times the floating-point operations of a step without checkpointing (1.33 before).
+        not a measurement): 7.3 GiB (7.84e9 B; 21.2 GiB without checkpointing), against
+        16.2 GiB estimated (17.6 GiB measured on an H100) for the older model with one
+        checkpoint per block and the input padded to 48 x 992 x 896; the estimate of that
+        model's checkpointed steps ran about one full-resolution map (now 1.04 GiB) low, so
+        expect about 8.35 GiB on a GPU (unmeasured). About 1.56 times the floating-point
+        operations of a step without checkpointing (1.33 with one checkpoint per block).
     offload : bool
         Keep the tensors saved for the backward pass in (pinned) host memory instead of device
         memory (``torch.autograd.graph.save_on_cpu``): same outputs and gradients, less device
         memory, at the cost of host-device copies. Measured on a full SinoCT stack with bf16
-        autocast (H100, docs/models.md): 11.2 GiB with offload, 25.9 GiB without. Tensors kept
-        by checkpoints (block and unit inputs) are not offloaded.
+        autocast (H100, docs/models.md, the older model with the input padded to
+        48 x 992 x 896): 11.2 GiB with offload, 25.9 GiB without. Tensors kept by checkpoints
+        (block and unit inputs) are not offloaded.
 
     Returns
     -------
@@ -179,7 +206,7 @@ class MiniUNet(nn.Module):
         for c in ch[:4]:
             self.encoders.append(DoubleConv(c_prev, c, spatial_dims))
             c_prev = c
-        self.pool = _POOL[spatial_dims](kernel_size=2, stride=2)
+        self.pool = _POOL[spatial_dims](kernel_size=2, stride=2, ceil_mode=True)
         self.bottleneck = DoubleConv(ch[3], ch[4], spatial_dims)
         self.decoders = nn.ModuleList(
             UpBlock(ch[i + 1], ch[i], spatial_dims) for i in reversed(range(4))
@@ -187,18 +214,29 @@ class MiniUNet(nn.Module):
         self.head_conv = nn.Sequential(*_conv_norm_relu(ch[0], ch[0], spatial_dims))
         self.fc = nn.Linear(ch[0], num_classes)
 
-    #: the input is padded to a multiple of this on every spatial axis
-    multiple = 16
+    #: four 2x2 max-pools rounding up: the bottleneck has ``ceil(n / 16)`` elements along an
+    #: axis of ``n`` (the input is not padded to a multiple of it, see ``padded_shape``)
+    downsampling = 16
+
+    @classmethod
+    def padded_shape(cls, spatial: tuple[int, ...] | list[int] | torch.Size) -> tuple[int, ...]:
+        """The spatial size the network runs at for an input of spatial size ``spatial``: the
+        input's own, except when every axis is ``downsampling`` (16) or smaller, where the
+        bottleneck would hold one element per channel (instance norm cannot normalize a single
+        element) and the largest axis (the last of equals) is padded to 17."""
+        size = [int(n) for n in spatial]
+        if size and all(n <= cls.downsampling for n in size):
+            i = max(reversed(range(len(size))), key=lambda j: size[j])
+            size[i] = cls.downsampling + 1
+        return tuple(size)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` zero-padded on the far side to :meth:`padded_shape` (``x`` itself almost
+        always)."""
+        target = self.padded_shape(x.shape[2:])
         pad: list[int] = []
-        for size in reversed(x.shape[2:]):
-            pad += [0, (-size) % self.multiple]
-        if all(
-            s + p <= self.multiple for s, p in zip(reversed(x.shape[2:]), pad[1::2], strict=True)
-        ):
-            # the bottleneck would hold one element, which instance norm cannot normalize
-            pad[1] += self.multiple
+        for size, want in zip(reversed(x.shape[2:]), reversed(target), strict=True):
+            pad += [0, want - size]
         return F.pad(x, pad) if any(pad) else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -258,7 +296,7 @@ class MiniUNet(nn.Module):
         conv = dec.conv
 
         def first(x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-            return _unit_skip(conv[0], conv[1], skip, dec.up(x))
+            return _unit_skip(conv[0], conv[1], skip, _fit(dec.up(x), skip))
 
         y = self._ckpt(first, x, skip)
         return self._ckpt(_unit, conv[3], conv[4], y)
