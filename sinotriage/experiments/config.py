@@ -298,6 +298,10 @@ def study_preset(name: str) -> StudyConfig:
                 "sinograms, densenet_slim for images) instead of mini_unet / densenet121; view "
                 "factors 1, 4, 16 for reconstructions and 4, 16 for sinograms (the full-view "
                 "sinogram arm is left out: one epoch of it costs as much as all image arms).",
+                "At this budget (about 1,200 training slices) only the windowed arms learn "
+                "reliably: the raw sinogram and HU arms stay near chance, as in the Stanford "
+                "report's mini U-Net; they need far more data (the standard preset on a GPU). "
+                "See docs/results.md.",
             ),
         )
     if name == "standard":
