@@ -132,12 +132,8 @@ class _StorageTracker(TorchDispatchMode):
             else:
                 self.current -= size
 
-    def track(self, t: torch.Tensor, where: str = "") -> None:
-        """Count ``t``'s storage if it is not counted yet."""
-        try:
-            st = t.untyped_storage()
-        except (RuntimeError, NotImplementedError):  # no storage (sparse, nested, ...)
-            return
+    def track(self, st: torch.UntypedStorage, where: str = "") -> None:
+        """Count the storage ``st`` if it is not counted yet (or count its new size)."""
         key = id(st)
         entry = self._live.get(key)
         size = self._rounded(st.nbytes())
@@ -167,21 +163,22 @@ class _StorageTracker(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        inputs = set()
-        for t in tree_leaves((args, kwargs)):
-            if isinstance(t, torch.Tensor):
-                with contextlib.suppress(RuntimeError, NotImplementedError):
-                    inputs.add(id(t.untyped_storage()))
+        inputs = {id(st) for st in map(_storage, tree_leaves((args, kwargs))) if st is not None}
         name = str(func)
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                try:
-                    key = id(t.untyped_storage())
-                except (RuntimeError, NotImplementedError):
-                    continue
-                if key not in inputs or key in self._live:
-                    self.track(t, name)
+        for st in map(_storage, tree_leaves(out)):
+            if st is not None and (id(st) not in inputs or id(st) in self._live):
+                self.track(st, name)
         return out
+
+
+def _storage(t: Any) -> torch.UntypedStorage | None:
+    """The storage of a tensor; None for non-tensors and tensors without one (sparse, nested)."""
+    if not isinstance(t, torch.Tensor):
+        return None
+    try:
+        return t.untyped_storage()
+    except (RuntimeError, NotImplementedError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------
