@@ -69,3 +69,18 @@ def test_console_script_is_installed() -> None:
 def test_public_api_names_resolve_lazily() -> None:
     assert "project" in dir(sinotriage)
     assert sinotriage.__version__ == "0.1.0"
+
+
+def test_readme_library_example_runs_without_warnings(tmp_path: Path) -> None:
+    """The README's Python example runs as printed, and prints no warning (-W error)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Library example", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(code) == 1
+    script = tmp_path / "example.py"
+    script.write_text(code[0])
+    res = subprocess.run([sys.executable, "-W", "error", str(script)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == "", res.stderr
+    assert "torch.Size([4, 128, 128])" in res.stdout
