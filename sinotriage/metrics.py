@@ -27,15 +27,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: label names in the RSNA order used by every label array of sinotriage
-LABEL_NAMES: tuple[str, ...] = (
-    "any",
-    "epidural",
-    "intraparenchymal",
-    "intraventricular",
-    "subarachnoid",
-    "subdural",
-)
+from sinotriage.vocabulary import LABEL_NAMES
+
 #: RSNA challenge weights of the weighted log loss, in :data:`LABEL_NAMES` order
 RSNA_WEIGHTS: tuple[float, ...] = (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 #: slice -> scan aggregation methods of :func:`aggregate_scan` / :func:`aggregate_slices`

@@ -42,6 +42,7 @@ import numpy as np
 
 from sinotriage.io.store import Store, derived_key, open_store
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
+from sinotriage.vocabulary import MU_WATER
 
 __all__ = ["PreprocessResult", "preprocess", "preprocess_study", "select_views"]
 
@@ -112,7 +113,7 @@ def preprocess_study(
     g = store.geometry
     if g is None:
         raise ValueError(f"store {path} has no geometry attribute; cannot reconstruct")
-    mu_water = float(store.attrs.get("mu_water", 0.0192))
+    mu_water = float(store.attrs.get("mu_water", MU_WATER))
     full = torch.from_numpy(store.read(study_id, "sinogram")).to(device)
     written = 0
     old_threads = torch.get_num_threads()

@@ -34,6 +34,7 @@ import numpy as np
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.presets import Preset, get_preset
+from sinotriage.vocabulary import MU_WATER
 
 __all__ = ["SynthResult", "synthesize", "synth_study", "study_seeds", "study_id"]
 
@@ -84,7 +85,7 @@ def synth_study(
     seed: int,
     prevalence: float,
     photons: float,
-    mu_water: float = 0.0192,
+    mu_water: float = MU_WATER,
     backend: str = "torch",
     device: str = "cpu",
     difficulty: str | None = None,
@@ -219,7 +220,7 @@ def synthesize(
         "prevalence": float(prevalence),
         "photons": photons,
         "difficulty": p.difficulty,
-        "mu_water": 0.0192,
+        "mu_water": MU_WATER,
         "n_studies": int(n_studies),
         "backend": backend,
         "device": device,

@@ -66,7 +66,7 @@ def render(store: Any, study_id: str, out: Path, *, slice_index: int | None = No
     import numpy as np
     from matplotlib import pyplot as plt
 
-    from sinotriage.triage._files import atomic_savefig
+    from sinotriage.io.files import atomic_savefig
     from sinotriage.windowing import CHANNEL_NAMES, WINDOWS, multi_window, window
 
     if not windows:

@@ -121,8 +121,8 @@ def simulate(
 
     from rich.table import Table
 
+    from sinotriage.io.files import atomic_write_bytes
     from sinotriage.io.predictions import read_predictions
-    from sinotriage.triage._files import atomic_write_bytes
     from sinotriage.triage.queue import WITHIN_MINUTES, simulate_policies
     from sinotriage.triage.worklist import build_worklist
 

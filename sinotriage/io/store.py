@@ -78,6 +78,8 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from sinotriage.vocabulary import LABEL_NAMES, MU_WATER, SPLITS, SUBTYPE_NAMES
+
 __all__ = [
     "LABEL_NAMES",
     "SPLITS",
@@ -94,19 +96,6 @@ __all__ = [
 #: store format version written to the root attribute ``sinotriage_store``
 FORMAT_VERSION = 1
 
-#: slice / scan label names, RSNA order
-LABEL_NAMES: tuple[str, ...] = (
-    "any",
-    "epidural",
-    "intraparenchymal",
-    "intraventricular",
-    "subarachnoid",
-    "subdural",
-)
-SUBTYPE_NAMES: tuple[str, ...] = LABEL_NAMES[1:]
-
-#: the split names, in order
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 UNASSIGNED = "unassigned"
 
 #: per-study arrays with a fixed dtype and layout: name -> (dtype, number of dimensions)
@@ -252,7 +241,7 @@ def create_store(
         "label_names": list(LABEL_NAMES),
         "units": dict(UNITS),
         "geometry": None,
-        "mu_water": 0.0192,
+        "mu_water": MU_WATER,
         "source": "unknown",
         "settings": {},
         "splits": {},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sinotriage.triage._files import atomic_savefig
+from sinotriage.io.files import atomic_savefig
 from sinotriage.triage.queue import WITHIN_MINUTES, PolicyComparison
 
 __all__ = ["plot_wait_distributions"]

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from sinotriage import metrics as M
+from sinotriage.io.files import atomic_write_bytes
 from sinotriage.io.predictions import Predictions
-from sinotriage.triage._files import atomic_write_bytes
 
 __all__ = [
     "OperatingPoint",

@@ -33,6 +33,7 @@ from typing import Any
 from sinotriage.io.layouts._common import StudySpec, ingest_study, resample_to_grid
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import TaskError, check_workers, resolve_backend, run_tasks
+from sinotriage.vocabulary import MU_WATER
 
 __all__ = ["LAYOUTS", "IngestResult", "StudySpec", "discover", "ingest", "resample_to_grid"]
 
@@ -188,7 +189,7 @@ def ingest(
         "device": device,
         "strict": bool(strict),
         "mapping": extra["mapping"],
-        "mu_water": 0.0192,
+        "mu_water": MU_WATER,
         "split_fractions": [float(f) for f in fractions],
         "resampling": "in-plane Gaussian anti-aliasing + linear, centred; slices kept",
     }

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sinotriage.io.dicom import DicomError, DicomWarning, list_files, read_dicom_series, read_header
+from sinotriage.vocabulary import MU_WATER
 
 logger = logging.getLogger("sinotriage.io.layouts")
 
@@ -258,7 +259,7 @@ def _load_sinograms(spec: StudySpec, shape: tuple[int, int]) -> np.ndarray:
 
 
 def ingest_study(spec: StudySpec, *, path: str, strict: bool, photons: float | None,
-                 backend: str, mu_water: float = 0.0192, device: str = "cpu") -> dict[str, Any]:
+                 backend: str, mu_water: float = MU_WATER, device: str = "cpu") -> dict[str, Any]:
     """Read, resample, label, (simulate) and write one study (one dask task).
 
     Returns ``{"study_id", "written", "skipped"}`` (files skipped under the reading policy).
