@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sinotriage.errors import ConfigError
 from sinotriage.experiments import (
+    STUDY_PRESETS,
     ArmConfig,
     ArmJob,
     ArmOutput,
     StudyConfig,
-    TrainingBudget,
     load_study_config,
     read_results,
     rerender,
@@ -72,7 +73,7 @@ class ScriptedTrainer:
 
         self.calls.append(job.arm.name)
         st = open_store(job.store_path)
-        rng = np.random.default_rng(len(job.arm.name))
+        rng = np.random.default_rng([len(job.arm.name), job.seed, job.size or 0])
         ids, splits, z, labels, scores = [], [], [], [], []
         for split in ("val", "test"):
             for sid in st.study_ids(split):
@@ -83,12 +84,12 @@ class ScriptedTrainer:
                     z.append(k)
                     labels.append(int(v))
                     scores.append(float(self.strength[job.arm.domain] * v + rng.normal()))
-        for e in range(job.config.training.epochs):
+        epochs = job.train_config().epochs
+        for e in range(epochs):
             if job.on_epoch:
-                job.on_epoch(e + 1, job.config.training.epochs, {"loss": 1.0 / (e + 1)})
+                job.on_epoch(e + 1, epochs, {"loss": 1.0 / (e + 1)})
         pred = Predictions(ids, splits, z, labels, scores, ("any",))
-        return ArmOutput(pred.with_scan_rows("max"), epochs=job.config.training.epochs,
-                         best_val_auc=0.9)
+        return ArmOutput(pred.with_scan_rows("max"), epochs=epochs, best_val_auc=0.9)
 
 
 def _config(**kw) -> StudyConfig:
@@ -99,7 +100,7 @@ def _config(**kw) -> StudyConfig:
         ArmConfig(name="win_x1", domain="windowed", view_factor=1),
     )
     base = dict(name="unit", data_preset="tiny", n_studies=30, arms=arms, reference_arm="win_x1",
-                training=TrainingBudget(epochs=2), queue=QueueConfig(n_repeats=3))
+                training={"epochs": 2}, queue=QueueConfig(n_repeats=3))
     base.update(kw)
     return StudyConfig(**base)
 
@@ -109,50 +110,63 @@ def small_store(tmp_path_factory) -> Path:
     return _make_store(tmp_path_factory.mktemp("store") / "s.zarr")
 
 
-def _report_table(md: str) -> dict[str, dict[str, str]]:
-    lines = md.split("## AUC table", 1)[1].strip().splitlines()
+def _md_table(md: str, heading: str, columns) -> list[dict[str, str]]:
+    lines = md.split(f"## {heading}", 1)[1].strip().splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == [c[0] for c in COLUMNS]
-    rows = {}
+    assert header == [c[0] for c in columns]
+    rows = []
     for line in lines[2:]:
         if not line.startswith("|"):
             break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows[cells[0]] = dict(zip(header, cells, strict=True))
+        rows.append(dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True)))
     return rows
 
 
+def _check_cell(cell: str, value, kind: str, where) -> None:
+    """A printed cell equals the results.json value, rounded as its format says."""
+    if value is None:
+        assert cell == "–", where
+    elif kind == "text":
+        assert cell == str(value), where
+    elif kind == "int":
+        assert int(cell) == value, where
+    elif kind == "bool":
+        assert cell == ("yes" if value else "no"), where
+    elif kind == "ci":
+        lo, hi = (float(v) for v in cell.split("–"))
+        assert lo == pytest.approx(value[0], abs=5e-4) and hi == pytest.approx(value[1], abs=5e-4)
+    elif kind == "p" and cell == "<0.001":
+        assert value < 0.001, where
+    else:
+        tol = 0.05 if kind == "f1" else 5e-4
+        assert float(cell) == pytest.approx(value, abs=tol + 1e-12), where
+
+
 def check_report_matches_results(out: Path) -> dict:
-    """Every number of report.md's table equals the results.json value rounded as printed."""
+    """Every number of report.md's tables equals the results.json value rounded as printed."""
+    from sinotriage.experiments.report import CURVE_COLUMNS, RUN_COLUMNS, table_records
+
     results = json.loads((out / "results.json").read_text())
-    table = _report_table((out / "report.md").read_text())
-    assert list(table) == list(results["arms"])
-    for name, arm in results["arms"].items():
-        row = table[name]
-        assert row["Input"] == arm["domain"] and row["Model"] == arm["model"]
-        assert int(row["Views"]) == arm["views"]
-        for title, key in (("AUC", "auc"), ("Sensitivity", "sensitivity"),
-                           ("Specificity", "specificity"), ("Accuracy", "accuracy"),
-                           ("Sens@Spec", "sens_at_spec")):
-            assert float(row[title]) == pytest.approx(arm[key], abs=5e-4 + 1e-12), (name, title)
-        lo, hi = (float(v) for v in row["95% CI"].split("–"))
-        assert lo == pytest.approx(arm["auc_ci"][0], abs=5e-4)
-        assert hi == pytest.approx(arm["auc_ci"][1], abs=5e-4)
-        assert float(row["Train (s)"]) == pytest.approx(arm["train_seconds"], abs=0.05 + 1e-9)
-        if arm["p_vs_reference"] is None:
-            assert row["p vs ref"] == "–" and name == results["study"]["reference_arm"]
-        elif row["p vs ref"] == "<0.001":
-            assert arm["p_vs_reference"] < 0.001
-        else:
-            assert float(row["p vs ref"]) == pytest.approx(arm["p_vs_reference"], abs=5e-4)
+    md = (out / "report.md").read_text()
+    tables = [("AUC table", COLUMNS, "arms"), ("Runs (per seed and training size)", RUN_COLUMNS,
+                                                "runs")]
+    if results.get("curve"):
+        tables.append(("Data-scaling curve", CURVE_COLUMNS, "curve"))
+    for heading, columns, which in tables:
+        rows = _md_table(md, heading, columns)
+        records = table_records(results, which)
+        assert len(rows) == len(records) > 0
+        for row, rec in zip(rows, records, strict=True):
+            for title, key, kind in columns:
+                _check_cell(row[title], rec.get(key), kind, (heading, title, rec.get(key)))
+    assert [r["Arm"] for r in _md_table(md, "AUC table", COLUMNS)] == list(results["arms"])
     return results
 
 
 def test_study_with_scripted_trainer(tmp_path, small_store):
     out = tmp_path / "res"
     trainer = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    results = run_study(_config(), out, store=small_store, trainer=trainer, workers=0,
-                        progress=False)
+    results = run_study(_config(), out, store=small_store, trainer=trainer, workers=0)
     assert trainer.calls == ["sino_x1", "sino_x4", "recon_x4", "win_x1"]
     for f in ("results.json", "report.md", "report.html", "config.yaml",
               "figures/roc.png", "figures/auc_vs_views.png", "figures/example.png",
@@ -163,8 +177,8 @@ def test_study_with_scripted_trainer(tmp_path, small_store):
     assert results["full_views"] == VIEWS
     assert [a["views"] for a in results["arms"].values()] == [64, 16, 16, 64]
     # the numbers are those of the metrics on the predictions CSVs
-    ref = read_predictions(out / "predictions/win_x1.csv").scans("test")
-    arm = read_predictions(out / "predictions/recon_x4.csv").scans("test")
+    ref = read_predictions(out / "predictions/win_x1_s0_nall.csv").scans("test")
+    arm = read_predictions(out / "predictions/recon_x4_s0_nall.csv").scans("test")
     ci = delong_ci(*arm.column("any"))
     assert results["arms"]["recon_x4"]["auc"] == pytest.approx(ci.auc, abs=1e-12)
     assert results["arms"]["recon_x4"]["auc_ci"] == pytest.approx([ci.lower, ci.upper], abs=1e-12)
@@ -176,7 +190,7 @@ def test_study_with_scripted_trainer(tmp_path, small_store):
     assert load_study_config(out / "config.yaml") == _config()
     # html: self-contained, images embedded, axis/table present
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 4  # roc, auc_vs_views, example, queue
     assert "src='http" not in html and "<table>" in html
     q = results["queue"]
     assert [r["arm"] for r in q["rows"]] == ["no triage", *results["arms"], "oracle flags"]
@@ -186,20 +200,20 @@ def test_study_with_scripted_trainer(tmp_path, small_store):
 def test_resume_reruns_only_unfinished_arms(tmp_path, small_store):
     out = tmp_path / "res"
     first = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    run_study(_config(), out, store=small_store, trainer=first, workers=0, progress=False)
+    run_study(_config(), out, store=small_store, trainer=first, workers=0)
     before = json.loads((out / "results.json").read_text())
     # simulate an interruption: one arm never finished, the final results never written
-    shutil.rmtree(out / "arms" / "recon_x4")
+    shutil.rmtree(out / "arms" / "recon_x4" / "s0")
     (out / "results.json").unlink()
     second = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    after = run_study(_config(), out, store=small_store, trainer=second, workers=0, progress=False)
+    after = run_study(_config(), out, store=small_store, trainer=second, workers=0)
     assert second.calls == ["recon_x4"]
     for name in before["arms"]:
         assert after["arms"][name]["auc"] == pytest.approx(before["arms"][name]["auc"], abs=1e-12)
     # a changed training budget invalidates every arm
     third = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    run_study(_config(training=TrainingBudget(epochs=3)), out, store=small_store, trainer=third,
-              workers=0, progress=False)
+    run_study(_config(training={"epochs": 3}), out, store=small_store, trainer=third,
+              workers=0)
     assert third.calls == ["sino_x1", "sino_x4", "recon_x4", "win_x1"]
     # the report re-renders from results.json alone
     (out / "report.md").unlink()
@@ -208,7 +222,7 @@ def test_resume_reruns_only_unfinished_arms(tmp_path, small_store):
 
 
 def test_config_errors_and_presets(tmp_path):
-    for name in ("tiny", "quick", "standard", "sinoct"):
+    for name in STUDY_PRESETS:
         cfg = study_preset(name)
         assert cfg.reference in [a.name for a in cfg.arms]
     quick = study_preset("quick")
@@ -218,7 +232,18 @@ def test_config_errors_and_presets(tmp_path):
         study_preset("huge")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntraining:\n  epocs: 3\n")
-    with pytest.raises(ValueError, match=r"training\.epocs: unknown key"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid study config: key 'training': "
+                                          r"unknown TrainConfig field\(s\) \['epocs'\]"):
+        load_study_config(bad)
+    # study-owned fields, and TrainConfig rules checked per arm when the config loads
+    bad.write_text("training:\n  seed: 3\n")
+    with pytest.raises(ConfigError, match=r"\['seed'\] are set by the study"):
+        load_study_config(bad)
+    bad.write_text("arms:\n  - {name: s, domain: sinogram, training: {augment: {flip_prob: 0.5}}}\n")
+    with pytest.raises(ConfigError, match=r"training options of arm 's'.*sinogram domain"):
+        load_study_config(bad)
+    bad.write_text("training:\n  lr: -1\n")
+    with pytest.raises(ConfigError, match=r"key 'lr'"):
         load_study_config(bad)
     bad.write_text("aggregation: median\n")
     with pytest.raises(ValueError, match="aggregation must be one of"):
@@ -229,8 +254,8 @@ def test_config_errors_and_presets(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("training:\n  epochs: 7\nseed: 3\n")
     cfg = load_study_config(good, base=study_preset("quick"))
-    assert cfg.training.epochs == 7 and cfg.seed == 3 and cfg.arms == quick.arms
-    assert cfg.training.batch_size == quick.training.batch_size
+    assert cfg.training["epochs"] == 7 and cfg.seed == 3 and cfg.arms == quick.arms
+    assert cfg.training["batch_size"] == quick.training["batch_size"]
     with pytest.raises(FileNotFoundError):
         load_study_config(tmp_path / "none.yaml")
 
@@ -257,7 +282,7 @@ def test_report_renders_in_headless_browser(tmp_path, small_store):
     if mod.find_browser() is None:
         pytest.skip("no Chromium browser installed")
     out = tmp_path / "res"
-    run_study(_config(), out, store=small_store, workers=0, progress=False,
+    run_study(_config(), out, store=small_store, workers=0,
               trainer=ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0}))
     html = (out / "report.html").read_text()
     assert mod.check_self_contained(html) == []
@@ -272,7 +297,7 @@ def test_report_renders_in_headless_browser(tmp_path, small_store):
 def test_tiny_preset_end_to_end(tmp_path):
     """The tiny preset, data synthesis and real training included: outputs and report numbers."""
     out = tmp_path / "tiny"
-    results = run_study(study_preset("tiny"), out, workers=0, progress=False)
+    results = run_study(study_preset("tiny"), out, workers=0)
     cfg = study_preset("tiny")
     assert list(results["arms"]) == [a.name for a in cfg.arms]
     for name, arm in results["arms"].items():
@@ -295,10 +320,10 @@ def test_study_difficulty_reaches_the_synthetic_store(tmp_path) -> None:
     from sinotriage.io.store import open_store
 
     cfg = study_preset("tiny").model_copy(update={
-        "difficulty": "easy", "n_studies": 12,
+        "difficulty": "easy", "n_studies": 12, "train_sizes": (),
         "arms": (ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),),
         "reference_arm": "sinogram_x4"})
-    path = prepare_store(cfg, tmp_path, workers=0, progress=False)
+    path = prepare_store(cfg, tmp_path, workers=0)
     assert path.name == "tiny_easy.zarr"
     text = json.dumps(open_store(path).attrs)
     assert '"difficulty": "easy"' in text and '"difficulty": "standard"' not in text
