@@ -176,19 +176,37 @@ def test_report_renders_in_headless_browser(tmp_path, small_store):
 
 @pytest.mark.slow
 def test_tiny_preset_end_to_end(tmp_path):
-    """The tiny preset, data synthesis and real training included: outputs and report numbers."""
+    """The tiny preset, data synthesis and real training included: every (arm, seed, size) run,
+    the per-seed summaries, the curve, and every number of report.md against results.json."""
+    from sinotriage.training.engine import make_dataset
+
     out = tmp_path / "tiny"
-    results = run_study(study_preset("tiny"), out, workers=0)
     cfg = study_preset("tiny")
+    results = run_study(cfg, out, workers=0)
+    assert set(results) >= {"schema", "study", "test", "runs", "arms", "curve", "failed",
+                            "queue", "figures", "timing", "n_train_studies"}
+    assert results["failed"] == {}
     assert list(results["arms"]) == [a.name for a in cfg.arms]
-    for name, arm in results["arms"].items():
-        assert 0.0 <= arm["auc"] <= 1.0 and arm["auc_ci"][0] <= arm["auc"] <= arm["auc_ci"][1]
-        assert arm["epochs"] == 1 and arm["train_seconds"] > 0
-        pred = read_predictions(out / arm["predictions"])
+    assert results["study"]["seeds"] == list(cfg.seeds) and len(cfg.seeds) >= 2
+    assert results["study"]["train_sizes"] == list(cfg.train_sizes) and len(cfg.train_sizes) >= 2
+    assert len(results["runs"]) == len(cfg.arms) * len(cfg.seeds) * len(cfg.train_sizes)
+    for name, run in results["runs"].items():
+        assert 0.0 <= run["auc"] <= 1.0 and run["auc_ci"][0] <= run["auc"] <= run["auc_ci"][1]
+        assert run["epochs"] == 1 and run["train_seconds"] > 0
+        pred = read_predictions(out / run["predictions"])
         assert set(pred.split) == {"val", "test"} and len(pred.scans("test")) == results["test"]["n"]
         assert (out / "arms" / name / "result.json").is_file()
+        # the run trained on its nested subset of `size` training studies
+        tc = study_preset("tiny").train_config(
+            cfg.arm(run["arm"]), seed=run["seed"], size=run["size"], store=results["store"],
+            out_dir=str(tmp_path / "x"), views=run["views"])
+        assert len(make_dataset(tc, "train").records) == run["size"] == run["n_train"]
+    for arm in results["arms"].values():
+        assert set(arm["seeds"]) == {str(s) for s in cfg.seeds}
+        assert arm["auc_sd"] is not None and arm["auc_min"] <= arm["auc"] <= arm["auc_max"]
+    assert set(results["curve"]["arms"]) == set(results["arms"])
     for f in ("report.md", "report.html", "config.yaml", "figures/roc.png",
-              "figures/auc_vs_views.png", "figures/example.png"):
+              "figures/auc_vs_views.png", "figures/example.png", "figures/curve.png"):
         assert (out / f).is_file(), f
     assert (out / "data" / "tiny.zarr").is_dir()
     check_report_matches_results(out)

@@ -80,12 +80,14 @@ def execute_run(job: ArmJob, trainer: Trainer, out: Path,
                 threads: int | None = None) -> tuple[str, dict[str, Any] | None, str | None]:
     """Run one job, catching its failure: ``(name, record or None, error or None)``.
 
-    ``threads`` sets :func:`torch.set_num_threads` first (the dask tasks use 1).  A failure is
-    also written to the run's ``failed.txt`` (removed by its next success).
+    ``threads`` sets :func:`torch.set_num_threads` for the run (restored after; the dask
+    tasks use 1).  A failure is also written to the run's ``failed.txt`` (removed by its next
+    success).
     """
     if threads is not None:
         import torch
 
+        before = torch.get_num_threads()
         torch.set_num_threads(threads)
     fail_file = run_dir(out, job) / "failed.txt"
     try:
@@ -94,6 +96,9 @@ def execute_run(job: ArmJob, trainer: Trainer, out: Path,
         message = f"{type(exc).__name__}: {exc}"
         atomic_write_text(fail_file, traceback.format_exc())
         return job.name, None, message
+    finally:
+        if threads is not None:
+            torch.set_num_threads(before)
     fail_file.unlink(missing_ok=True)
     return job.name, rec, None
 
