@@ -140,7 +140,8 @@ def curve_figure(curve: Mapping[str, Any]) -> bytes:
     ax.minorticks_off()
     ax.set_xlabel("Training set size (number of training studies, log scale)")
     ax.set_ylabel("Test AUC (scan level, mean over seeds), 95% DeLong CI band")
-    ax.set_ylim(0.3, 1.02)
+    lows = [float(p["auc_ci"][0]) for arm in curve["arms"].values() for p in arm["points"]]
+    ax.set_ylim(min([0.3, *[v - 0.05 for v in lows]]), 1.02)
     ax.set_title("Data-scaling curve: AUC vs number of training studies")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, title="arm")
