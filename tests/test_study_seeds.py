@@ -148,3 +148,35 @@ def test_piped_compare_prints_full_numbers(tmp_path, store60) -> None:
         assert f"{arm['auc_ci'][0]!r}..{arm['auc_ci'][1]!r}" in row.split()
     for name, run in results["runs"].items():
         assert any(ln.startswith(name + " ") and repr(run["auc"]) in ln.split() for ln in lines)
+
+
+def test_compare_cli_runs_and_resumes(tmp_path, store60, monkeypatch) -> None:
+    """The CLI with a study YAML over a preset: runs, piped plain tables, resume, bad options."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import sinotriage.experiments.runner as runner
+    from sinotriage.cli import app
+
+    trainer = ScriptedTrainer(STRENGTH)
+    monkeypatch.setattr(runner, "_default_trainer", lambda: trainer)
+    cfg = _config(seeds=(0, 1), train_sizes=()).model_dump(mode="json")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "res"
+    args = ["compare", "--out", str(out), "--store", str(store60), "--config", str(path),
+            "--data-workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert len(trainer.runs) == 6 and "3 arms" in res.output and "2 seeds" in res.output
+    results = json.loads((out / "results.json").read_text())
+    assert repr(results["arms"]["sino_x4"]["auc"]) in res.output
+    res = CliRunner().invoke(app, args)  # a rerun reuses every run
+    assert res.exit_code == 0 and len(trainer.runs) == 6
+    res = CliRunner().invoke(app, [*args, "--workers", "2", "--scheduler", "tcp://x:1"])
+    assert res.exit_code == 2 and "not both" in res.output
+    res = CliRunner().invoke(app, ["compare", "--out", str(out), "--preset", "huge"])
+    assert res.exit_code == 2 and "study preset must be one of" in res.output
+    path.write_text("training:\n  seed: 4\n")
+    res = CliRunner().invoke(app, ["compare", "--out", str(out), "--config", str(path)])
+    assert res.exit_code == 2 and "set by the study" in " ".join(res.output.split())

@@ -43,7 +43,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     if n_workers < 1:
         raise ValueError(f"n_workers must be at least 1, got {n_workers}")
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+                      host="127.0.0.1", dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 
