@@ -185,6 +185,8 @@ def write_jpegls_slice(path: str | os.PathLike[str], *, position: Sequence[float
 
     ds = pydicom.dcmread(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
     ds.Modality = "CT"
+    ds.SOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = generate_uid()
