@@ -61,7 +61,7 @@ REASONS: tuple[str, ...] = (
 DEFAULT_MAX_PIXEL_BYTES = 64 * 2**20
 
 #: bytes a file may hold beyond ``max_pixel_bytes`` (header, overlays, private tags)
-HEADER_ALLOWANCE = 16 * 2**20
+HEADER_ALLOWANCE = 4 * 2**20
 
 #: SOP classes read as CT: CT Image, Enhanced CT, Legacy Converted Enhanced CT Image Storage
 CT_SOP_CLASSES: frozenset[str] = frozenset({
@@ -74,6 +74,8 @@ _DEFLATED = "1.2.840.10008.1.2.1.99"
 #: plausible first tag groups of a file without the ``DICM`` preamble (file meta, identification)
 _FIRST_GROUPS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
+#: inflate step, bytes
+_CHUNK = 2**20
 
 #: limits of the header values (mm for lengths); outside them a file is "bad-header"
 POSITION_LIMIT_MM = 1e6
@@ -228,17 +230,53 @@ def _parse_deflated(path: str, meta: Any, stop_before_pixels: bool, limit: int) 
         fp.seek(144 + int(length))
         zipped = fp.read()
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    data = inflater.decompress(zipped, limit + 1)
-    del zipped
-    if len(data) > limit:
-        raise _error(path, "too-large", f"deflated dataset inflates to more than {limit} bytes "
-                     "(max_pixel_bytes + header allowance)")
+    buffer = io.BytesIO()
+    pending = zipped
+    checked = False
+    while pending and not inflater.eof:
+        buffer.write(inflater.decompress(pending, _CHUNK))
+        pending = inflater.unconsumed_tail
+        if not checked:  # the header is in the first chunk: refuse a declared bomb right away
+            checked = True
+            limit = min(limit, _declared_limit(buffer.getvalue(), path, limit))
+        if buffer.tell() > limit:
+            raise _error(path, "too-large", f"deflated dataset inflates to more than {limit} "
+                         "bytes (max_pixel_bytes + header allowance)")
+    del zipped, pending
+    buffer.seek(0)
 
     def stop(tag: Any, vr: Any, length: int) -> bool:
         return stop_before_pixels and int(tag) in _PIXEL_TAGS
 
-    dataset = read_dataset(io.BytesIO(data), False, True, stop_when=stop)
+    dataset = read_dataset(buffer, False, True, stop_when=stop)
     return FileDataset(path, dataset, preamble, meta, False, True)
+
+
+def _declared_limit(prefix: bytes, path: str, limit: int) -> int:
+    """Bytes a deflated dataset may inflate to, from the image size its header declares
+    (``too-large`` when the declared image is over the cap); ``limit`` when the header is not
+    in ``prefix`` or does not parse."""
+    from pydicom.filereader import read_dataset
+
+    def stop(tag: Any, vr: Any, length: int) -> bool:
+        return int(tag) in _PIXEL_TAGS
+
+    try:
+        fp = io.BytesIO(prefix)
+        ds = read_dataset(fp, False, True, stop_when=stop)
+        end = fp.tell()
+        dims = [int(ds.get(k) or 1) for k in ("Rows", "Columns", "NumberOfFrames",
+                                              "SamplesPerPixel")]
+        bits = int(ds.get("BitsAllocated") or 16)
+    except Exception:  # noqa: BLE001 - the full parse reports what is wrong with the header
+        return limit
+    pixels = math.prod(dims)
+    declared = pixels * max(4, bits // 8)
+    cap = limit - HEADER_ALLOWANCE
+    if declared > cap:
+        raise _error(path, "too-large", f"deflated image of {' x '.join(map(str, dims))} "
+                     f"pixels ({declared} bytes decoded) is over max_pixel_bytes {cap}")
+    return end + pixels * max(1, bits // 8) + HEADER_ALLOWANCE
 
 
 # -- header values -------------------------------------------------------------------------------
@@ -292,12 +330,14 @@ class ImageHeader:
 
 
 def _numbers(ds: Any, keyword: str, path: str) -> list[float] | None:
-    """The values of a numeric tag as floats; None when absent or empty; "bad-header" when they
-    do not parse (''/'abc', bytes of a wrong VR, ...)."""
+    """The values of a numeric tag as floats; None when absent, [] when empty; "bad-header" when
+    they do not parse ('abc', '1A', bytes of a wrong VR, ...)."""
     try:
+        if keyword not in ds:
+            return None
         value = ds.get(keyword)
         if value is None:
-            return None
+            return []
         if isinstance(value, bytes | bytearray):
             value = value.decode("ascii").strip("\x00 ")
         if isinstance(value, str):
@@ -308,7 +348,7 @@ def _numbers(ds: Any, keyword: str, path: str) -> list[float] | None:
             parts = [value]
         parts = [p.strip() if isinstance(p, str) else p for p in parts]
         if all(p == "" or p is None for p in parts):
-            return None
+            return []
         return [float(p) for p in parts]
     except Exception as exc:  # noqa: BLE001 - any conversion failure of a value is a bad header
         raise _error(path, "bad-header", f"{keyword} does not parse as numbers "
@@ -322,10 +362,13 @@ def _short(value: Any, n: int = 80) -> str:
 
 def _get(ds: Any, keyword: str, path: str, *, count: int = 1, default: float | None = None,
          lo: float = -math.inf, hi: float = math.inf, integer: bool = False,
-         required_reason: str = "bad-header") -> list[float]:
-    """``count`` finite values of ``keyword`` in ``[lo, hi]`` (integers if asked)."""
+         required_reason: str = "bad-header", empty_ok: bool = False) -> list[float]:
+    """``count`` finite values of ``keyword`` in ``[lo, hi]`` (integers if asked); ``default``
+    when absent (or empty, if ``empty_ok``)."""
     values = _numbers(ds, keyword, path)
-    if values is None:
+    if values == [] and not empty_ok:
+        raise _error(path, "bad-header", f"{keyword} is present but empty")
+    if not values:
         if default is None:
             raise _error(path, required_reason, f"{keyword} is missing")
         return [default] * count
@@ -399,7 +442,8 @@ def check_header(ds: Any, path: str, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL
     if not allow_non_ct:
         check_modality(ds, path)
     tsyntax = _transfer_syntax(ds, path)
-    (frames,) = _get(ds, "NumberOfFrames", path, default=1, lo=1, hi=2**31, integer=True)
+    (frames,) = _get(ds, "NumberOfFrames", path, default=1, lo=1, hi=2**31, integer=True,
+                     empty_ok=True)
     if frames > 1:
         raise _error(path, "multi-frame", f"multi-frame image ({int(frames)} frames) is not "
                      "supported; export single-frame slices")
@@ -436,7 +480,7 @@ def check_header(ds: Any, path: str, *, max_pixel_bytes: int = DEFAULT_MAX_PIXEL
 
 
 def _optional(ds: Any, keyword: str, path: str) -> float | None:
-    if _numbers(ds, keyword, path) is None:
+    if not _numbers(ds, keyword, path):  # absent or empty (type 2)
         return None
     return _get(ds, keyword, path, lo=THICKNESS_RANGE_MM[0], hi=THICKNESS_RANGE_MM[1])[0]
 
