@@ -94,6 +94,7 @@ from sinotriage.io.dicom_header import (
     DicomWarning,
     Skipped,
     check_header,
+    is_ct_image_class,
     open_dataset,
     reason_counts,
 )
@@ -297,6 +298,9 @@ def read_dicom_slice(path: str | os.PathLike[str], *,
         raise FileNotFoundError(f"DICOM file {path} does not exist")
     ds = open_dataset(path, max_pixel_bytes=max_pixel_bytes)
     if "PixelData" not in ds:
+        if "Rows" in ds or "BitsAllocated" in ds or is_ct_image_class(ds):
+            raise DicomError(f"{path}: unreadable (an image header without pixel data; "
+                             "truncated?)", path, "unreadable")
         kind = _uid_name(ds, "SOPClassUID")
         raise DicomError(f"{path}: no image (no PixelData; SOP class {kind})", path, "no-pixels")
     head = check_header(ds, path, max_pixel_bytes=max_pixel_bytes, allow_non_ct=allow_non_ct)

@@ -211,9 +211,24 @@ def _parse(path: str, has_preamble: bool, stop_before_pixels: bool, limit: int) 
         ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
         if not any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality")):
             raise first from None
+    _check_lengths(ds, path)
     for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
         ds.get(key)  # decoded now, while the warnings are silenced
     return ds
+
+
+def _check_lengths(ds: Any, path: str) -> None:
+    """"unreadable" when a value is shorter than its element says: pydicom silently keeps the
+    bytes a truncated file still has."""
+    from pydicom.dataelem import RawDataElement
+
+    for tag in ds.keys():
+        elem = ds.get_item(tag)
+        if not isinstance(elem, RawDataElement) or elem.length == 0xFFFFFFFF:
+            continue
+        if elem.value is not None and len(elem.value) < elem.length:
+            raise _error(path, "unreadable", f"unreadable (element {tag} holds "
+                         f"{len(elem.value)} of its {elem.length} bytes; truncated?)")
 
 
 def _parse_deflated(path: str, meta: Any, stop_before_pixels: bool, limit: int) -> Any:
@@ -249,7 +264,9 @@ def _parse_deflated(path: str, meta: Any, stop_before_pixels: bool, limit: int) 
         return stop_before_pixels and int(tag) in _PIXEL_TAGS
 
     dataset = read_dataset(buffer, False, True, stop_when=stop)
-    return FileDataset(path, dataset, preamble, meta, False, True)
+    ds = FileDataset(path, dataset, preamble, meta, False, True)
+    _check_lengths(ds, path)
+    return ds
 
 
 def _declared_limit(prefix: bytes, path: str, limit: int) -> int:
@@ -335,7 +352,9 @@ def _numbers(ds: Any, keyword: str, path: str) -> list[float] | None:
     try:
         if keyword not in ds:
             return None
-        value = ds.get(keyword)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's "Invalid value for VR": reported here
+            value = ds.get(keyword)
         if value is None:
             return []
         if isinstance(value, bytes | bytearray):
@@ -382,6 +401,14 @@ def _get(ds: Any, keyword: str, path: str, *, count: int = 1, default: float | N
     if bad:
         raise _error(path, "bad-header", f"{keyword} {_short(values)} {bad}")
     return values
+
+
+def is_ct_image_class(ds: Any) -> bool:
+    """Whether the SOP class (dataset or file meta) is a CT image storage class."""
+    try:
+        return _sop_class(ds) in CT_SOP_CLASSES
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _sop_class(ds: Any) -> str:
