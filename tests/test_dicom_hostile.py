@@ -242,3 +242,15 @@ def test_skips_counted_by_reason(tmp_path):
     with pytest.warns(DicomWarning), pytest.raises(DicomError, match="3 files skipped") as info:
         read_dicom_series(tmp_path)
     assert sorted(s.reason for s in info.value.skipped) == ["bad-header", "not-ct", "unreadable"]
+
+
+def test_huge_length_field_costs_only_the_file(tmp_path):
+    """A flipped length field claiming ~2 GB (found by the fuzz test): Python's file read(n)
+    would allocate n bytes; the reader parses the file's bytes from memory instead."""
+    path = write_ct_slice(tmp_path / "long.dcm", np.zeros((16, 16)))
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00")  # the PixelData element
+    data[at + 8:at + 12] = (0x7FFFFFF0).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    err, _, peak = _measured(lambda: read_dicom_slice(path))
+    assert err.reason == "unreadable" and "long.dcm" in str(err) and peak < 4 * 2**20

@@ -136,6 +136,10 @@ def open_dataset(path: str, *, stop_before_pixels: bool = False,
                  max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> Any:
     """Parse one file with pydicom after cheap checks; any failure is a :class:`DicomError`.
 
+    The file is read into memory once (it is at most ``max_pixel_bytes + HEADER_ALLOWANCE``
+    bytes) and parsed from there, so an element whose length field claims gigabytes costs only
+    the bytes the file has.
+
     Parameters
     ----------
     path : str
@@ -161,60 +165,82 @@ def open_dataset(path: str, *, stop_before_pixels: bool = False,
         raise _error(path, "too-large", f"file of {size} bytes is over the limit of {limit} bytes "
                      "(max_pixel_bytes + header allowance)")
     with open(path, "rb") as fp:
-        head = fp.read(1024)
-    has_preamble = head[128:132] == b"DICM"
-    _sniff(path, head, has_preamble)
+        data = fp.read()  # read(n) would allocate n bytes up front
+    if len(data) > limit:  # grew since the size check
+        raise _error(path, "too-large", f"file of {len(data)} bytes is over the limit of {limit} "
+                     "bytes (max_pixel_bytes + header allowance)")
+    start, tsyntax = _sniff(path, data)
     try:
         with warnings.catch_warnings():
             # non-standard UIDs (the RSNA files use "ID_1a2b3c") are read as they are; other
             # pydicom warnings about odd values are the header check's business
             warnings.simplefilter("ignore")
-            return _parse(path, has_preamble, stop_before_pixels, limit)
+            if tsyntax == _DEFLATED:
+                ds = _parse_deflated(path, data, start, stop_before_pixels, limit)
+            else:
+                ds = _parse(path, data, stop_before_pixels)
+            _check_lengths(ds, path)
+            for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
+                ds.get(key)  # decoded now, while the warnings are silenced
     except DicomError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure of one file is "unreadable"
         raise _error(path, "unreadable", f"unreadable ({type(exc).__name__}: {exc})") from None
+    ds.buffer, ds.filename = None, path  # keep the path, not the bytes
+    return ds
 
 
-def _sniff(path: str, head: bytes, has_preamble: bool) -> None:
+def _sniff(path: str, data: bytes) -> tuple[int, str | None]:
     """Reject obvious non-DICOM from the first bytes (before pydicom's forced parse, which takes
-    about 0.35 s per MiB of zeros)."""
-    if has_preamble:
-        if head[132:134] != b"\x02\x00":
+    about 0.35 s per MiB of zeros); returns where the dataset starts and the transfer syntax
+    (files with the ``DICM`` preamble; else ``(0, None)``)."""
+    if data[128:132] == b"DICM":
+        if data[132:134] != b"\x02\x00":
             raise _error(path, "unreadable", "unreadable (DICM marker without a file meta group)")
-        if head[132:138] == b"\x02\x00\x00\x00UL" and len(head) >= 144:
-            start = 144 + int.from_bytes(head[140:144], "little")
-            with open(path, "rb") as fp:
-                fp.seek(start)
-                first = fp.read(4)
-            if first == b"\x00\x00\x00\x00":
-                raise _error(path, "unreadable", "unreadable (the dataset after the file meta "
-                             "starts with zero bytes)")
-        return
-    if len(head) < 8 or head[:2] not in _FIRST_GROUPS:
+        start, tsyntax = _scan_meta(data)
+        if data[start:start + 4] == b"\x00\x00\x00\x00":
+            raise _error(path, "unreadable", "unreadable (the dataset after the file meta "
+                         "starts with zero bytes)")
+        return start, tsyntax
+    if len(data) < 8 or data[:2] not in _FIRST_GROUPS:
         raise _error(path, "unreadable", "unreadable (not DICOM: no DICM marker and no "
-                     f"plausible first element, first bytes {head[:8].hex()})")
+                     f"plausible first element, first bytes {data[:8].hex()})")
+    return 0, None
 
 
-def _parse(path: str, has_preamble: bool, stop_before_pixels: bool, limit: int) -> Any:
+_LONG_VRS = (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT",
+             b"UV")
+
+
+def _scan_meta(data: bytes) -> tuple[int, str | None]:
+    """Walk the file meta group (0002,eeee) after the preamble: (offset after it, transfer
+    syntax UID or None)."""
+    pos, tsyntax = 132, None
+    while pos + 8 <= len(data) and data[pos:pos + 2] == b"\x02\x00":
+        elem, vr = int.from_bytes(data[pos + 2:pos + 4], "little"), data[pos + 4:pos + 6]
+        if not vr.isalpha() or not vr.isupper():  # implicit VR: 4-byte length
+            length, pos = int.from_bytes(data[pos + 4:pos + 8], "little"), pos + 8
+        elif vr in _LONG_VRS:
+            length, pos = int.from_bytes(data[pos + 8:pos + 12], "little"), pos + 12
+        else:
+            length, pos = int.from_bytes(data[pos + 6:pos + 8], "little"), pos + 8
+        if elem == 0x0010:
+            tsyntax = data[pos:pos + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        pos += length
+    return pos, tsyntax
+
+
+def _parse(path: str, data: bytes, stop_before_pixels: bool) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.filereader import read_file_meta_info
 
-    if has_preamble:
-        meta = read_file_meta_info(path)
-        if str(meta.get("TransferSyntaxUID", "")) == _DEFLATED:
-            return _parse_deflated(path, meta, stop_before_pixels, limit)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as first:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels, force=True)
         if not any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality")):
             raise first from None
-    _check_lengths(ds, path)
-    for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-        ds.get(key)  # decoded now, while the warnings are silenced
-    return ds
+        return ds
 
 
 def _check_lengths(ds: Any, path: str) -> None:
@@ -222,31 +248,28 @@ def _check_lengths(ds: Any, path: str) -> None:
     bytes a truncated file still has."""
     from pydicom.dataelem import RawDataElement
 
-    for tag in ds.keys():
-        elem = ds.get_item(tag)
-        if not isinstance(elem, RawDataElement) or elem.length == 0xFFFFFFFF:
-            continue
-        if elem.value is not None and len(elem.value) < elem.length:
-            raise _error(path, "unreadable", f"unreadable (element {tag} holds "
-                         f"{len(elem.value)} of its {elem.length} bytes; truncated?)")
+    meta = getattr(ds, "file_meta", None)
+    for part in (ds, meta) if meta is not None else (ds,):
+        for tag in part.keys():
+            elem = part.get_item(tag)
+            if not isinstance(elem, RawDataElement) or elem.length == 0xFFFFFFFF:
+                continue
+            if elem.value is not None and len(elem.value) < elem.length:
+                raise _error(path, "unreadable", f"unreadable (element {tag} holds "
+                             f"{len(elem.value)} of its {elem.length} bytes; truncated?)")
 
 
-def _parse_deflated(path: str, meta: Any, stop_before_pixels: bool, limit: int) -> Any:
+def _parse_deflated(path: str, data: bytes, start: int, stop_before_pixels: bool,
+                    limit: int) -> Any:
     """A deflated dataset inflated to at most ``limit`` bytes (pydicom would inflate all)."""
+    import pydicom
     from pydicom.dataset import FileDataset
     from pydicom.filereader import read_dataset
 
-    length = meta.get("FileMetaInformationGroupLength")
-    if length is None:
-        raise _error(path, "unreadable", "unreadable (deflated dataset without "
-                     "FileMetaInformationGroupLength)")
-    with open(path, "rb") as fp:
-        preamble = fp.read(128)
-        fp.seek(144 + int(length))
-        zipped = fp.read()
+    meta = pydicom.dcmread(io.BytesIO(data[:start])).file_meta
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     buffer = io.BytesIO()
-    pending = zipped
+    pending = data[start:]
     checked = False
     while pending and not inflater.eof:
         buffer.write(inflater.decompress(pending, _CHUNK))
@@ -257,16 +280,14 @@ def _parse_deflated(path: str, meta: Any, stop_before_pixels: bool, limit: int) 
         if buffer.tell() > limit:
             raise _error(path, "too-large", f"deflated dataset inflates to more than {limit} "
                          "bytes (max_pixel_bytes + header allowance)")
-    del zipped, pending
+    del pending
     buffer.seek(0)
 
     def stop(tag: Any, vr: Any, length: int) -> bool:
         return stop_before_pixels and int(tag) in _PIXEL_TAGS
 
     dataset = read_dataset(buffer, False, True, stop_when=stop)
-    ds = FileDataset(path, dataset, preamble, meta, False, True)
-    _check_lengths(ds, path)
-    return ds
+    return FileDataset(path, dataset, data[:128], meta, False, True)
 
 
 def _declared_limit(prefix: bytes, path: str, limit: int) -> int:
