@@ -254,3 +254,17 @@ def test_huge_length_field_costs_only_the_file(tmp_path):
     path.write_bytes(bytes(data))
     err, _, peak = _measured(lambda: read_dicom_slice(path))
     assert err.reason == "unreadable" and "long.dcm" in str(err) and peak < 4 * 2**20
+
+
+@pytest.mark.parametrize("head_bytes", [2**18, 300])
+def test_header_scan_reads_the_head_of_large_files(tmp_path, monkeypatch, head_bytes):
+    """read_header parses only the first bytes of a large file when the header fits in them,
+    else the whole file; both give pydicom's header."""
+    from sinotriage.io.dicom import read_header
+
+    path = write_ct_slice(tmp_path / "big.dcm", np.zeros((512, 512)), series_description="X1")
+    monkeypatch.setattr(dicom_header, "_HEAD_BYTES", head_bytes)
+    ds = read_header(path)
+    ref = pydicom.dcmread(path, stop_before_pixels=True)
+    assert "PixelData" not in ds and ds.Rows == 512 and ds.SeriesDescription == "X1"
+    assert ds.SOPInstanceUID == ref.SOPInstanceUID and list(ds.keys()) == list(ref.keys())

@@ -76,6 +76,8 @@ _FIRST_GROUPS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
 #: inflate step, bytes
 _CHUNK = 2**20
+#: bytes a header scan reads first (the whole file when the header is longer)
+_HEAD_BYTES = 2**18
 
 #: limits of the header values (mm for lengths); outside them a file is "bad-header"
 POSITION_LIMIT_MM = 1e6
@@ -164,11 +166,8 @@ def open_dataset(path: str, *, stop_before_pixels: bool = False,
     if size > limit:
         raise _error(path, "too-large", f"file of {size} bytes is over the limit of {limit} bytes "
                      "(max_pixel_bytes + header allowance)")
-    with open(path, "rb") as fp:
-        data = fp.read()  # read(n) would allocate n bytes up front
-    if len(data) > limit:  # grew since the size check
-        raise _error(path, "too-large", f"file of {len(data)} bytes is over the limit of {limit} "
-                     "bytes (max_pixel_bytes + header allowance)")
+    partial = stop_before_pixels and size > _HEAD_BYTES  # a header scan reads the head only
+    data = _read(path, limit, _HEAD_BYTES if partial else None)
     start, tsyntax = _sniff(path, data)
     try:
         with warnings.catch_warnings():
@@ -176,9 +175,12 @@ def open_dataset(path: str, *, stop_before_pixels: bool = False,
             # pydicom warnings about odd values are the header check's business
             warnings.simplefilter("ignore")
             if tsyntax == _DEFLATED:
+                data = _read(path, limit) if partial else data
                 ds = _parse_deflated(path, data, start, stop_before_pixels, limit)
             else:
-                ds = _parse(path, data, stop_before_pixels)
+                ds = _parse(data, stop_before_pixels, partial)
+                if ds is None:  # the header is longer than the head read
+                    ds = _parse(_read(path, limit), stop_before_pixels, False)
             _check_lengths(ds, path)
             for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
                 ds.get(key)  # decoded now, while the warnings are silenced
@@ -188,6 +190,16 @@ def open_dataset(path: str, *, stop_before_pixels: bool = False,
         raise _error(path, "unreadable", f"unreadable ({type(exc).__name__}: {exc})") from None
     ds.buffer, ds.filename = None, path  # keep the path, not the bytes
     return ds
+
+
+def _read(path: str, limit: int, head: int | None = None) -> bytes:
+    """The file's bytes (the first ``head`` only, if given)."""
+    with open(path, "rb") as fp:
+        data = fp.read(head) if head else fp.read()  # read(n) allocates n bytes up front
+    if len(data) > limit:  # grew since the size check
+        raise _error(path, "too-large", f"file of {len(data)} bytes is over the limit of {limit} "
+                     "bytes (max_pixel_bytes + header allowance)")
+    return data
 
 
 def _sniff(path: str, data: bytes) -> tuple[int, str | None]:
@@ -230,17 +242,26 @@ def _scan_meta(data: bytes) -> tuple[int, str | None]:
     return pos, tsyntax
 
 
-def _parse(path: str, data: bytes, stop_before_pixels: bool) -> Any:
+def _parse(data: bytes, stop_before_pixels: bool, partial: bool) -> Any:
+    """pydicom's parse of ``data``; files without the preamble/meta header are accepted when
+    they parse into a dataset with an SOP class, UIDs or a modality. ``partial``: ``data`` is the
+    head of the file; None when the parse did not stop at the pixel data inside it."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    fp = io.BytesIO(data)
     try:
-        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as first:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels, force=True)
+        fp = io.BytesIO(data)
+        ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=True)
         if not any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality")):
+            if partial:
+                return None
             raise first from None
-        return ds
+    if partial and fp.tell() >= len(data) - 16:
+        return None
+    return ds
 
 
 def _check_lengths(ds: Any, path: str) -> None:
