@@ -282,6 +282,9 @@ def _run_case(corpus, mutation, allow_non_ct: bool, strict: bool) -> None:
                 outcome = _check_series(out, inputs, clean_hu, name == "strict")
             STATS["calls"] += 1
             STATS[outcome] += 1
+            STATS[f"{mutation[0]}:{outcome}"] += 1
+            if isinstance(out, DicomError):
+                STATS[f"reason:{out.reason}"] += 1
             assert outcome in ("read", "error"), (
                 f"{outcome} in {name} of {mutation}: {out!r} ({seconds:.2f} s, {peak} bytes)")
     STATS["cases"] += 1
