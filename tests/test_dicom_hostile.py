@@ -268,3 +268,11 @@ def test_header_scan_reads_the_head_of_large_files(tmp_path, monkeypatch, head_b
     ref = pydicom.dcmread(path, stop_before_pixels=True)
     assert "PixelData" not in ds and ds.Rows == 512 and ds.SeriesDescription == "X1"
     assert ds.SOPInstanceUID == ref.SOPInstanceUID and list(ds.keys()) == list(ref.keys())
+
+
+def test_reason_counts_accepts_reason_strings():
+    from sinotriage.io.dicom import Skipped, reason_counts
+
+    items = ["not-ct", Skipped("a", "unreadable", "a: x"), "unreadable", "zz-custom"]
+    assert reason_counts(items) == {"unreadable": 2, "not-ct": 1, "zz-custom": 1}
+    assert list(reason_counts(items)) == ["unreadable", "not-ct", "zz-custom"]

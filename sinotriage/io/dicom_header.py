@@ -122,9 +122,10 @@ class Skipped:
     message: str
 
 
-def reason_counts(skipped: Iterable[Skipped]) -> dict[str, int]:
-    """``{reason: number of files}`` of skipped files, in the order of :data:`REASONS`."""
-    counts = Counter(s.reason for s in skipped)
+def reason_counts(skipped: Iterable[Skipped | str]) -> dict[str, int]:
+    """``{reason: number of files}`` of skipped files (:class:`Skipped` or reason strings, e.g.
+    ``DicomError.reason`` of a header scan), in the order of :data:`REASONS`."""
+    counts = Counter(s if isinstance(s, str) else s.reason for s in skipped)
     order = {r: i for i, r in enumerate(REASONS)}
     return {r: counts[r] for r in sorted(counts, key=lambda r: (order.get(r, len(order)), r))}
 
