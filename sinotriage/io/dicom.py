@@ -26,10 +26,10 @@ slice spacing ``dz`` is the median difference of the sorted projections; ``(dy, 
 Reading policy
 --------------
 Every file that cannot contribute to the volume has a *reason*; ``strict=True`` raises
-:class:`DicomError` (a ``ValueError``) naming the file and the reason, ``strict=False`` skips it
-with a :class:`DicomWarning` naming the file, and lists it in ``vol.skipped`` (``vol.n_skipped``
-counts them). A corrupt file never crashes the process: every exception of pydicom on one file
-becomes a reason.
+:class:`DicomError` (an :class:`~sinotriage.errors.InputError`, so a ``ValueError``) naming the
+file and the reason, ``strict=False`` skips it with a :class:`DicomWarning` naming the file, and
+lists it in ``vol.skipped`` (``vol.n_skipped`` counts them). A corrupt or hostile file never
+crashes the process nor aborts the series: every failure on one file becomes a reason.
 
 ==================  ==============================================================================
 reason              what
