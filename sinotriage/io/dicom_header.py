@@ -37,6 +37,8 @@ __all__ = [
     "ImageHeader",
     "Skipped",
     "check_header",
+    "check_modality",
+    "is_ct_image_class",
     "open_dataset",
     "reason_counts",
 ]
