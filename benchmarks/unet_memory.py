@@ -32,7 +32,7 @@ and the same on CPU and CUDA; their ratio checkpointing on / off is printed too.
 Time: the median of ``--repeats`` steps after the first.
 
 **Estimate without a GPU** (``--estimate``): the CUDA peak of the same step for all six
-configurations, by ``sinotriage.models.memory.estimate_step_memory``: the step runs on fake
+configurations, by ``estimate_step_memory`` (``benchmarks/memory_estimate.py``): the step runs on fake
 tensors (no compute, seconds on a CPU) and the live tensor storages are counted, rounded to the
 CUDA allocator's 512-byte blocks, with CUDA autocast's op lists. It is an estimate, not a
 measurement: cuDNN/cuBLAS workspaces and allocator effects are not counted. At the full size it
@@ -360,7 +360,8 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
     """
     from functools import partial
 
-    from sinotriage.models.memory import estimate_step_memory
+    from memory_estimate import estimate_step_memory
+
     from sinotriage.models.mini_unet import MiniUNet
 
     padded_cls, block_cls = _h100_unet(False), _h100_unet(True)
@@ -415,7 +416,7 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
         "padded_shape": [1, 1, *_model_shape(shape)],
         "h100_padded_shape": [1, 1, *_h100_shape(shape)],
         "base_channels": base_channels,
-        "method": "estimate: sinotriage.models.memory.estimate_step_memory (fake tensors, live "
+        "method": "estimate: benchmarks/memory_estimate.py estimate_step_memory (fake tensors, live "
         "storage bytes rounded to 512 B, CUDA autocast op lists; cuDNN/cuBLAS workspaces and "
         "allocator fragmentation not counted); one step after a warm-up step",
         "targets_bytes": TARGETS,
