@@ -121,3 +121,29 @@ def test_wheel_pins_cover_the_dependencies_the_gpu_machine_lacks():
                    "pydantic-core"):
         assert needed in pins, needed
     json.dumps(pins)  # plain strings
+
+
+def test_operator_step_picks_the_fastest_fan_fbp_at_batch_32(tmp_path):
+    def row(case, backend, batch, g):
+        return {"case": case, "op": "fbp", "backend": backend, "batch": batch,
+                "ms_per_slice": 1.0, "ginterp_per_s": g}
+
+    rows = [row("sinoct fan 984x888", "torch", 32, 400.0),
+            row("sinoct fan 984x888", "triton", 32, 600.0),
+            row("sinoct fan 984x888", "triton", 8, 900.0),  # not the target's batch
+            row("parallel 720x736", "triton", 32, 1000.0),  # not the target's geometry
+            {**row("sinoct fan 984x888", "astra", 32, None), "ms_per_slice": None}]
+
+    class FakeRun:
+        args = SimpleNamespace(results=tmp_path)
+
+        def command(self, step, cmd, cap):
+            out = Path(cmd[cmd.index("--out") + 1])
+            out.write_text(json.dumps({"rows": rows}))
+            assert "--device" in cmd and cmd[cmd.index("--device") + 1] == "cuda"
+            return {"status": "ok"}
+
+    rec = gpu_check.step_operators(FakeRun(), "cuda", True)
+    assert rec["fan_fbp_best"] == {"backend": "triton", "batch": 32, "ginterp_per_s": 600.0,
+                                   "meets_5e11": True}
+    assert rec["backends"] == ["torch", "triton"]
