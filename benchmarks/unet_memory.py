@@ -70,6 +70,8 @@ from pathlib import Path
 
 import torch
 
+from sinotriage.io.files import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_SHAPE = {"cpu": (16, 64, 64), "cuda": (40, 984, 888)}
 #: (checkpointing, bf16, offload); offload (saved tensors in pinned host memory) on CUDA only
@@ -502,11 +504,6 @@ def markdown(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -534,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown_estimate(info)
         print(table)
         args.out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(args.out / "unet_memory_estimate.json", json.dumps(info, indent=2) + "\n")
-        _write_atomic(args.out / "unet_memory_estimate.md", table)
+        atomic_write_text(args.out / "unet_memory_estimate.json", json.dumps(info, indent=2) + "\n")
+        atomic_write_text(args.out / "unet_memory_estimate.md", table)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False")
@@ -545,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"unet_memory_{args.device}"
-    _write_atomic(args.out / f"{stem}.json", json.dumps(info, indent=2) + "\n")
-    _write_atomic(args.out / f"{stem}.md", table)
+    atomic_write_text(args.out / f"{stem}.json", json.dumps(info, indent=2) + "\n")
+    atomic_write_text(args.out / f"{stem}.md", table)
     return 0
 
 
