@@ -20,7 +20,7 @@ def _load_predictions(scores: Path | None, checkpoint: Path | None, store: Path 
         return read_predictions(scores)
     if store is None:
         raise ValueError("--checkpoint needs --store DIR.zarr (the studies to score)")
-    from sinotriage.triage.worklist import predictions_from_checkpoint
+    from sinotriage.triage.scoring import predictions_from_checkpoint
 
     return predictions_from_checkpoint(checkpoint, store, splits=(val_split, split))
 
@@ -43,7 +43,7 @@ def triage(
     """Rank studies by score, flag those above the operating threshold, write CSV and HTML."""
     from rich.table import Table
 
-    from sinotriage.triage.worklist import build_worklist, write_worklist_csv, write_worklist_html
+    from sinotriage.triage import build_worklist, write_worklist_csv, write_worklist_html
 
     with user_errors():
         preds = _load_predictions(scores, checkpoint, store, split, val_split)
@@ -123,7 +123,7 @@ def simulate(
 
     from sinotriage.io.files import atomic_write_bytes
     from sinotriage.io.predictions import read_predictions
-    from sinotriage.triage.queue import WITHIN_MINUTES, simulate_policies
+    from sinotriage.triage import WITHIN_MINUTES, simulate_policies
     from sinotriage.triage.worklist import build_worklist
 
     with user_errors():

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sinotriage.metrics import AGGREGATIONS, LABEL_NAMES, aggregate_slices
+from sinotriage.io.aggregation import AGGREGATIONS, aggregate_slices
+from sinotriage.vocabulary import LABEL_NAMES
 
 KEY_COLUMNS: tuple[str, ...] = ("study_id", "split", "slice")
 #: the ``slice`` value of a scan-level row

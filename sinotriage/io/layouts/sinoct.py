@@ -1,6 +1,6 @@
 """SinoCT: per-study folders of reconstructed slices and measured sinograms, plus a label CSV.
 
-SinoCT (Coronado, Sheen et al., Stanford; ``/work/shared/papers/stanford-sinogram-unet-deit.txt``)
+SinoCT (Coronado & Sheen, "Exploring Deep Learning Methods for Head CT Triage", Stanford University)
 holds 9,776 head CT scans labelled normal/abnormal, each with 512 x 512 reconstructed slices and a
 sinogram of 984 x 888 per slice, stored as about 40 ``.dcm`` files per scan.
 
