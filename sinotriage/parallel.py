@@ -24,6 +24,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from sinotriage.errors import InputError
+
 __all__ = ["TaskError", "run_tasks", "check_workers", "default_backend"]
 
 T = TypeVar("T")
@@ -45,9 +47,9 @@ class TaskError(RuntimeError):
 def check_workers(workers: int, scheduler: str | None) -> None:
     """Validate the ``workers`` / ``scheduler`` pair (errors name the argument)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an integer >= 0 (0 = in-process), got {workers!r}")
+        raise InputError(f"workers must be an integer >= 0 (0 = in-process), got {workers!r}")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise ValueError(f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
+        raise InputError(f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
 
 
 def default_backend() -> str:
@@ -68,12 +70,12 @@ def resolve_backend(device: str, backend: str | None) -> str:
     backend is returned as is (callers check it against the backends they accept).
     """
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
+        raise InputError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
+            raise InputError("device='cuda' but torch.cuda.is_available() is False")
     if backend is None:
         return "torch" if device == "cuda" else default_backend()
     return backend

@@ -7,19 +7,20 @@ from pathlib import Path
 import typer
 
 from sinotriage.cli._common import console, user_errors
+from sinotriage.errors import InputError
 
 
 def _load_predictions(scores: Path | None, checkpoint: Path | None, store: Path | None,
                       split: str, val_split: str):
     """Predictions from a CSV, or from a checkpoint run over the store's val and worklist splits."""
     if (scores is None) == (checkpoint is None):
-        raise ValueError("give exactly one of --scores predictions.csv or --checkpoint CKPT (with --store)")
+        raise InputError("give exactly one of --scores predictions.csv or --checkpoint CKPT (with --store)")
     if scores is not None:
         from sinotriage.io.predictions import read_predictions
 
         return read_predictions(scores)
     if store is None:
-        raise ValueError("--checkpoint needs --store DIR.zarr (the studies to score)")
+        raise InputError("--checkpoint needs --store DIR.zarr (the studies to score)")
     from sinotriage.triage.worklist import predictions_from_checkpoint
 
     return predictions_from_checkpoint(checkpoint, store, splits=(val_split, split))
@@ -87,13 +88,13 @@ def _parse_shares(text: str) -> dict[str, float]:
         name, _, value = part.partition("=")
         name = name.strip()
         if name not in CLASSES:
-            raise ValueError(f"--shares: unknown class {name!r}; choose from {', '.join(CLASSES)}")
+            raise InputError(f"--shares: unknown class {name!r}; choose from {', '.join(CLASSES)}")
         try:
             shares[name] = float(value)
         except ValueError:
-            raise ValueError(f"--shares expects class=fraction pairs, got {part!r}") from None
+            raise InputError(f"--shares expects class=fraction pairs, got {part!r}") from None
     if not shares:
-        raise ValueError(f"--shares expects e.g. emergency=0.4,inpatient=0.3,outpatient=0.3, got {text!r}")
+        raise InputError(f"--shares expects e.g. emergency=0.4,inpatient=0.3,outpatient=0.3, got {text!r}")
     return shares
 
 
@@ -132,7 +133,7 @@ def simulate(
                             val_split=val_split, top_k=0)
         y = [max(e.label, 0) for e in wl.entries]
         if any(e.label < 0 for e in wl.entries):
-            raise ValueError(f"{scores}: every {split} study needs a known label to simulate waits")
+            raise InputError(f"{scores}: every {split} study needs a known label to simulate waits")
         s = [e.score for e in wl.entries]
         comp = simulate_policies(y, s, wl.operating_point.threshold, n_readers=n_readers, n_repeats=repeats,
                                  seed=seed, studies_per_shift=studies_per_shift, rate_per_hour=rate, read_time=read_time, read_mean=read_mean,
@@ -170,7 +171,7 @@ def simulate(
             elif out.suffix == ".md":
                 text = comp.to_markdown() + "\n"
             else:
-                raise ValueError(f"--out must end in .md or .json, got {out}")
+                raise InputError(f"--out must end in .md or .json, got {out}")
             console.print(f"wrote {atomic_write_bytes(out, text.encode('utf-8'))}")
 
 

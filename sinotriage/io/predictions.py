@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.metrics import AGGREGATIONS, LABEL_NAMES, aggregate_slices
 
 KEY_COLUMNS: tuple[str, ...] = ("study_id", "split", "slice")
@@ -74,17 +75,17 @@ class Predictions:
         _check_label_names(self.label_names)
         for name, shape in (("split", (len(self.split),)), ("slice", self.slice.shape)):
             if shape != (n,):
-                raise ValueError(f"{name} must have {n} entries (one per study_id), got {shape[0]}")
+                raise InputError(f"{name} must have {n} entries (one per study_id), got {shape[0]}")
         for name, arr in (("labels", labels), ("scores", scores)):
             if arr.shape != (n, n_labels):
-                raise ValueError(
+                raise InputError(
                     f"{name} must have shape ({n}, {n_labels}) for labels {self.label_names}, "
                     f"got {arr.shape}"
                 )
         if not np.all(np.isin(labels, (-1, 0, 1))):
-            raise ValueError("labels must be 0, 1 or -1 (unknown)")
+            raise InputError("labels must be 0, 1 or -1 (unknown)")
         if np.any(self.slice < SCAN_ROW):
-            raise ValueError(f"slice must be >= 0 or {SCAN_ROW} for a scan row")
+            raise InputError(f"slice must be >= 0 or {SCAN_ROW} for a scan row")
 
     def __len__(self) -> int:
         return len(self.study_id)
@@ -114,7 +115,7 @@ class Predictions:
     def column(self, name: str = "any") -> tuple[np.ndarray, np.ndarray]:
         """``(labels, scores)`` of one label, shapes (n,)."""
         if name not in self.label_names:
-            raise ValueError(f"label {name!r} is not in these predictions; they hold {self.label_names}")
+            raise InputError(f"label {name!r} is not in these predictions; they hold {self.label_names}")
         j = self.label_names.index(name)
         return self.labels[:, j], self.scores[:, j]
 
@@ -126,10 +127,10 @@ class Predictions:
         (-1 if any slice label is unknown). Existing scan rows are replaced.
         """
         if method not in AGGREGATIONS:
-            raise ValueError(f"method must be one of {AGGREGATIONS}, got {method!r}")
+            raise InputError(f"method must be one of {AGGREGATIONS}, got {method!r}")
         sl = self.slices()
         if len(sl) == 0:
-            raise ValueError("with_scan_rows needs slice-level rows (slice >= 0), found none")
+            raise InputError("with_scan_rows needs slice-level rows (slice >= 0), found none")
         studies, agg = aggregate_slices(sl.scores, sl.study_id, sl.slice, method=method, k=k)
         ids = np.asarray(sl.study_id)
         labels = np.empty((len(studies), len(self.label_names)), dtype=np.int8)
@@ -148,13 +149,13 @@ class Predictions:
 
 def _check_label_names(names: Sequence[str]) -> None:
     if not names:
-        raise ValueError("label_names must name at least one label")
+        raise InputError("label_names must name at least one label")
     unknown = [n for n in names if n not in LABEL_NAMES]
     if unknown:
-        raise ValueError(f"unknown label name(s) {unknown}; choices are {LABEL_NAMES}")
+        raise InputError(f"unknown label name(s) {unknown}; choices are {LABEL_NAMES}")
     order = [LABEL_NAMES.index(n) for n in names]
     if order != sorted(set(order)):
-        raise ValueError(f"label_names must be distinct and in the order {LABEL_NAMES}, got {tuple(names)}")
+        raise InputError(f"label_names must be distinct and in the order {LABEL_NAMES}, got {tuple(names)}")
 
 
 def header(label_names: Sequence[str]) -> list[str]:
@@ -219,41 +220,41 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
         try:
             cols = next(reader)
         except StopIteration:
-            raise ValueError(f"{path}: empty file, expected a header {','.join(KEY_COLUMNS)},...") from None
+            raise InputError(f"{path}: empty file, expected a header {','.join(KEY_COLUMNS)},...") from None
         cols = [c.strip() for c in cols]
         if tuple(cols[:3]) != KEY_COLUMNS:
-            raise ValueError(f"{path}: the header must start with {','.join(KEY_COLUMNS)}, got {','.join(cols[:3])}")
+            raise InputError(f"{path}: the header must start with {','.join(KEY_COLUMNS)}, got {','.join(cols[:3])}")
         rest = cols[3:]
         if len(rest) == 0 or len(rest) % 2:
-            raise ValueError(f"{path}: expected pairs of label_L,score_L columns after slice, got {rest}")
+            raise InputError(f"{path}: expected pairs of label_L,score_L columns after slice, got {rest}")
         names = []
         for a, b in zip(rest[::2], rest[1::2], strict=True):
             if not a.startswith("label_") or b != "score_" + a[6:]:
-                raise ValueError(f"{path}: bad column pair {a!r},{b!r}; expected label_L,score_L")
+                raise InputError(f"{path}: bad column pair {a!r},{b!r}; expected label_L,score_L")
             if a[6:] not in LABEL_NAMES:
-                raise ValueError(f"{path}: column {a!r} names unknown label {a[6:]!r}; choices are {LABEL_NAMES}")
+                raise InputError(f"{path}: column {a!r} names unknown label {a[6:]!r}; choices are {LABEL_NAMES}")
             names.append(a[6:])
         try:
             _check_label_names(names)
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from None
         ids, splits, slices, labels, scores = [], [], [], [], []
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != len(cols):
-                raise ValueError(f"{path}, line {line_no}: expected {len(cols)} columns, got {len(row)}")
+                raise InputError(f"{path}, line {line_no}: expected {len(cols)} columns, got {len(row)}")
             ids.append(row[0])
             splits.append(row[1])
             slices.append(_parse_int(row[2], path, "slice", line_no))
             if slices[-1] < SCAN_ROW:
-                raise ValueError(f"{path}, line {line_no}, column slice: expected >= -1, got {row[2]!r}")
+                raise InputError(f"{path}, line {line_no}, column slice: expected >= -1, got {row[2]!r}")
             lab, sc = [], []
             for j, name in enumerate(names):
                 cell = row[3 + 2 * j].strip()
                 value = -1 if cell == "" else _parse_int(cell, path, f"label_{name}", line_no)
                 if value not in (-1, 0, 1):
-                    raise ValueError(f"{path}, line {line_no}, column label_{name}: expected 0, 1 or empty, got {cell!r}")
+                    raise InputError(f"{path}, line {line_no}, column label_{name}: expected 0, 1 or empty, got {cell!r}")
                 lab.append(value)
                 sc.append(_parse_float(row[4 + 2 * j], path, f"score_{name}", line_no))
             labels.append(lab)
@@ -270,16 +271,16 @@ def _parse_int(cell: str, path: Path, column: str, line_no: int) -> int:
     try:
         return int(cell)
     except ValueError:
-        raise ValueError(f"{path}, line {line_no}, column {column}: expected an integer, got {cell!r}") from None
+        raise InputError(f"{path}, line {line_no}, column {column}: expected an integer, got {cell!r}") from None
 
 
 def _parse_float(cell: str, path: Path, column: str, line_no: int) -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise ValueError(f"{path}, line {line_no}, column {column}: expected a number, got {cell!r}") from None
+        raise InputError(f"{path}, line {line_no}, column {column}: expected a number, got {cell!r}") from None
     if not math.isfinite(value):
-        raise ValueError(f"{path}, line {line_no}, column {column}: expected a finite number, got {cell!r}")
+        raise InputError(f"{path}, line {line_no}, column {column}: expected a finite number, got {cell!r}")
     return value
 
 

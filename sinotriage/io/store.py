@@ -78,6 +78,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from sinotriage.errors import InputError, StoreError, StoreKeyError
 from sinotriage.vocabulary import LABEL_NAMES, MU_WATER, SPLITS, SUBTYPE_NAMES
 
 __all__ = [
@@ -140,7 +141,7 @@ def derived_key(views: int, photons: float | None = None) -> str:
     if photons is None:
         return f"v{views:04d}"
     if not isinstance(photons, int | float) or not np.isfinite(photons) or photons <= 0:
-        raise ValueError(f"photons must be a positive number or None, got {photons!r}")
+        raise InputError(f"photons must be a positive number or None, got {photons!r}")
     return f"v{views:04d}_p{round(float(photons))}"
 
 
@@ -174,12 +175,12 @@ def stratified_splits(
         ``{study_id: "train" | "val" | "test"}``.
     """
     if len(study_ids) != len(labels):
-        raise ValueError(f"study_ids and labels differ in length: {len(study_ids)} != {len(labels)}")
+        raise InputError(f"study_ids and labels differ in length: {len(study_ids)} != {len(labels)}")
     if len(set(study_ids)) != len(study_ids):
-        raise ValueError("study_ids must be unique")
+        raise InputError("study_ids must be unique")
     fr = np.asarray(fractions, dtype=float)
     if fr.shape != (3,) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
-        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions!r}")
+        raise InputError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions!r}")
     out: dict[str, str] = {}
     strata: dict[int, list[str]] = {}
     for sid, lab in zip(study_ids, labels, strict=True):
@@ -292,17 +293,17 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "r") -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = Path(path)
         self.mode = mode
         if not self.path.is_dir():
             raise FileNotFoundError(f"no dataset store at {self.path}")
         if not (self.path / "zarr.json").is_file() or not (self.path / _STUDIES).is_dir():
-            raise ValueError(f"{self.path} is not a sinotriage store (no zarr.json / {_STUDIES}/)")
+            raise StoreError(f"{self.path} is not a sinotriage store (no zarr.json / {_STUDIES}/)")
         self._root = zarr.open_group(str(self.path), mode="r" if mode == "r" else "r+")
         version = self._root.attrs.get("sinotriage_store")
         if version != FORMAT_VERSION:
-            raise ValueError(
+            raise StoreError(
                 f"{self.path} is not a sinotriage store of format {FORMAT_VERSION} "
                 f"(attribute sinotriage_store = {version!r})"
             )
@@ -391,7 +392,7 @@ class Store:
             return self._listed_ids()
         choices = (*SPLITS, UNASSIGNED)
         if split not in choices:
-            raise ValueError(f"split must be one of {choices} or None, got {split!r}")
+            raise InputError(f"split must be one of {choices} or None, got {split!r}")
         return [r["study_id"] for r in self.manifest if r["split"] == split]
 
     def record(self, study_id: str) -> dict[str, Any]:
@@ -511,9 +512,9 @@ class Store:
                 views = None
         if views is None:
             if photons is not None:
-                raise ValueError("photons needs views (a derived group)")
+                raise InputError("photons needs views (a derived group)")
             if name not in grp or not isinstance(grp[name], zarr.Array):
-                raise KeyError(
+                raise StoreKeyError(
                     f"store {self.path}: study {study_id!r} has no array {name!r} "
                     f"(it has {self.arrays(study_id)})"
                 )
@@ -521,13 +522,13 @@ class Store:
         key = derived_key(views, photons)
         if _DERIVED not in grp or key not in grp[_DERIVED]:
             have = self.derived_keys(study_id)
-            raise KeyError(
+            raise StoreKeyError(
                 f"store {self.path}: study {study_id!r} has no derived group {key!r} "
                 f"(it has {have}; run `sinotriage preprocess {self.path} --views {views}`)"
             )
         sub = grp[_DERIVED][key]
         if name not in sub:
-            raise KeyError(
+            raise StoreKeyError(
                 f"store {self.path}: study {study_id!r} derived group {key!r} has no array {name!r} "
                 f"(it has {sorted(n for n, _ in sub.arrays())})"
             )
@@ -606,7 +607,7 @@ class Store:
             Only derived groups with this extra-noise level (None: without extra noise).
         """
         if name not in DERIVED_ARRAYS:
-            raise ValueError(f"name must be one of {tuple(DERIVED_ARRAYS)}, got {name!r}")
+            raise InputError(f"name must be one of {tuple(DERIVED_ARRAYS)}, got {name!r}")
         ids = [study_id] if study_id is not None else self.study_ids()
         common: set[int] | None = None
         full = (self._attr("geometry") or {}).get("n_views")
@@ -636,7 +637,7 @@ class Store:
                 from sinotriage.geometry import geometry_from_dict
 
                 return geometry_from_dict(self._study_group(sid)[_DERIVED][key].attrs["geometry"])
-        raise KeyError(f"store {self.path}: no study has derived group {key!r}")
+        raise StoreKeyError(f"store {self.path}: no study has derived group {key!r}")
 
     # -- writing ----------------------------------------------------------------------------
     def write_study(
@@ -723,27 +724,27 @@ class Store:
         """
         self._require_write()
         if not self.has_study(study_id):
-            raise KeyError(f"store {self.path}: no study {study_id!r} to derive from")
+            raise StoreKeyError(f"store {self.path}: no study {study_id!r} to derive from")
         key = derived_key(views, photons)
         if geometry.n_views != views:
-            raise ValueError(f"geometry.n_views ({geometry.n_views}) != views ({views})")
+            raise InputError(f"geometry.n_views ({geometry.n_views}) != views ({views})")
         n_slices = int(self._study_group(study_id).attrs.get("n_slices", -1))
         data: dict[str, np.ndarray] = {}
         for name, value in arrays.items():
             if name not in DERIVED_ARRAYS:
-                raise ValueError(
+                raise InputError(
                     f"derived array name must be one of {tuple(DERIVED_ARRAYS)}, got {name!r}"
                 )
             arr = _coerce(name, value, DERIVED_ARRAYS[name])
             expected = geometry.sinogram_shape if name == "sinogram" else geometry.image_shape
             if arr.shape[1:] != tuple(expected) or (n_slices > 0 and arr.shape[0] != n_slices):
-                raise ValueError(
+                raise InputError(
                     f"store {self.path}: study {study_id!r} derived {name!r} has shape {arr.shape}, "
                     f"expected ({n_slices}, {', '.join(map(str, expected))})"
                 )
             data[name] = arr
         if not data:
-            raise ValueError("arrays must hold 'sinogram' and/or 'recon'")
+            raise InputError("arrays must hold 'sinogram' and/or 'recon'")
         meta = {"views": int(views), "photons": photons, "geometry": geometry.to_dict()}
         meta.update(dict(attrs or {}))
         derived = self._study_dir(study_id) / _DERIVED
@@ -775,7 +776,7 @@ class Store:
     # -- internals --------------------------------------------------------------------------
     def _require_write(self) -> None:
         if self.mode == "r":
-            raise ValueError(f"store {self.path} is open read-only (open it with mode='r+')")
+            raise StoreError(f"store {self.path} is open read-only (open it with mode='r+')")
 
     def _reload_root(self) -> zarr.Group:
         self._root = zarr.open_group(str(self.path), mode="r" if self.mode == "r" else "r+")
@@ -791,44 +792,44 @@ class Store:
         if grp is None:
             if not self.has_study(study_id):
                 n = len(self._listed_ids())
-                raise KeyError(f"store {self.path}: no study {study_id!r} ({n} studies stored)")
+                raise StoreKeyError(f"store {self.path}: no study {study_id!r} ({n} studies stored)")
             grp = zarr.open_group(str(self._study_dir(study_id)), mode="r")
             self._groups[study_id] = grp
         return grp
 
     def _prepare_arrays(self, study_id: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if not isinstance(arrays, Mapping) or not arrays:
-            raise ValueError(f"study {study_id!r}: arrays must be a non-empty mapping of name -> array")
+            raise InputError(f"study {study_id!r}: arrays must be a non-empty mapping of name -> array")
         if "hu" not in arrays and "sinogram" not in arrays:
-            raise ValueError(f"study {study_id!r}: arrays need 'hu' and/or 'sinogram', got {sorted(arrays)}")
+            raise InputError(f"study {study_id!r}: arrays need 'hu' and/or 'sinogram', got {sorted(arrays)}")
         data: dict[str, np.ndarray] = {}
         for name, value in arrays.items():
             if not isinstance(name, str) or not _STUDY_ID.match(name) or name == _DERIVED:
-                raise ValueError(f"study {study_id!r}: bad array name {name!r}")
+                raise InputError(f"study {study_id!r}: bad array name {name!r}")
             data[name] = _coerce(name, value, STUDY_ARRAYS.get(name))
         depth = {name: arr.shape[0] for name, arr in data.items()}
         if len(set(depth.values())) != 1:
-            raise ValueError(f"study {study_id!r}: arrays differ in slice count: {depth}")
+            raise InputError(f"study {study_id!r}: arrays differ in slice count: {depth}")
         if depth[next(iter(depth))] == 0:
-            raise ValueError(f"study {study_id!r}: arrays have no slices")
+            raise InputError(f"study {study_id!r}: arrays have no slices")
         geom = self.geometry
         shapes = {name: arr.shape for name, arr in data.items()}
         image_like = [n for n in ("hu", "tissues", "mask") if n in data]
         if len({shapes[n] for n in image_like}) > 1:
-            raise ValueError(f"study {study_id!r}: hu/tissues/mask shapes differ: {shapes}")
+            raise InputError(f"study {study_id!r}: hu/tissues/mask shapes differ: {shapes}")
         if "labels" in data and data["labels"].shape[1] != len(LABEL_NAMES):
-            raise ValueError(
+            raise InputError(
                 f"study {study_id!r}: labels must be (D, {len(LABEL_NAMES)}), got {shapes['labels']}"
             )
         if geom is not None:
             if "sinogram" in data and data["sinogram"].shape[1:] != tuple(geom.sinogram_shape):
-                raise ValueError(
+                raise InputError(
                     f"store {self.path}: study {study_id!r} sinogram is {shapes['sinogram']}, the "
                     f"store geometry expects (D, {geom.sinogram_shape[0]}, {geom.sinogram_shape[1]})"
                 )
             for n in image_like:
                 if data[n].shape[1:] != tuple(geom.image_shape):
-                    raise ValueError(
+                    raise InputError(
                         f"store {self.path}: study {study_id!r} {n} is {shapes[n]}, the store "
                         f"geometry expects (D, {geom.image_shape[0]}, {geom.image_shape[1]})"
                     )
@@ -843,7 +844,7 @@ class Store:
         if "labels" in data:
             flags = data["labels"].max(axis=0).astype(int)
             if "label" in rec and int(rec["label"]) != int(flags[0]):
-                raise ValueError(
+                raise InputError(
                     f"study {study_id!r}: record label {rec['label']} contradicts the slice labels "
                     f"(any slice positive = {int(flags[0])})"
                 )
@@ -855,7 +856,7 @@ class Store:
             for name in SUBTYPE_NAMES:
                 rec[name] = int(rec.get(name, -1))
         if rec["label"] not in (-1, 0, 1):
-            raise ValueError(f"study {study_id!r}: label must be 0, 1 or -1, got {rec['label']}")
+            raise InputError(f"study {study_id!r}: label must be 0, 1 or -1, got {rec['label']}")
         rec.setdefault("split", UNASSIGNED)
         _check_json(rec, f"record of study {study_id!r}")
         return rec
@@ -890,13 +891,13 @@ class Store:
 # -- module helpers ----------------------------------------------------------------------------
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def _check_study_id(study_id: Any) -> None:
     if not isinstance(study_id, str) or not _STUDY_ID.match(study_id):
-        raise ValueError(
+        raise InputError(
             "study_id must be 1-128 characters of letters, digits, '.', '_' or '-' "
             f"(not starting with '.', '_' or '-'), got {study_id!r}"
         )
@@ -921,13 +922,13 @@ def _coerce(name: str, value: Any, spec: tuple[str, int] | None) -> np.ndarray:
         raise TypeError(f"array {name!r} must be numeric, got dtype {arr.dtype}")
     if spec is None:
         if arr.ndim < 1:
-            raise ValueError(f"array {name!r} needs a leading slice axis, got shape {arr.shape}")
+            raise InputError(f"array {name!r} needs a leading slice axis, got shape {arr.shape}")
         return np.ascontiguousarray(arr)
     dtype, ndim = spec
     if arr.ndim != ndim:
-        raise ValueError(f"array {name!r} must have {ndim} dimensions, got shape {arr.shape}")
+        raise InputError(f"array {name!r} must have {ndim} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"array {name!r} holds NaN or infinite values")
+        raise InputError(f"array {name!r} holds NaN or infinite values")
     target = np.dtype(dtype)
     if target.kind in "iu":
         info = np.iinfo(target)
@@ -936,7 +937,7 @@ def _coerce(name: str, value: Any, spec: tuple[str, int] | None) -> np.ndarray:
         if name in ("hu", "recon"):
             arr = np.clip(arr, info.min, info.max)
         elif arr.size and (arr.min() < info.min or arr.max() > info.max):
-            raise ValueError(
+            raise InputError(
                 f"array {name!r} has values in [{arr.min()}, {arr.max()}], outside {dtype}"
             )
     return np.ascontiguousarray(arr.astype(target, copy=False))

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from sinotriage.errors import InputError
+
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_paths"]
 
 
@@ -97,13 +99,13 @@ def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu") -> Checkp
     try:
         tensors = load_file(str(st_path), device=device)
     except Exception as exc:  # safetensors raises its own error types on foreign formats
-        raise ValueError(f"checkpoint {st_path} is not a safetensors file "
+        raise InputError(f"checkpoint {st_path} is not a safetensors file "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                          "pickled checkpoints are refused") from None
     try:
         meta = json.loads(js_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"checkpoint metadata {js_path} is not valid JSON: {exc}") from None
+        raise InputError(f"checkpoint metadata {js_path} is not valid JSON: {exc}") from None
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     optim = {k[len("optim."):]: v for k, v in tensors.items() if k.startswith("optim.")}
     return Checkpoint(model=model, optim=optim, meta=meta)
@@ -113,7 +115,7 @@ def optimizer_state(ckpt: Checkpoint) -> dict[str, Any]:
     """Rebuild ``optimizer.state_dict()`` from a loaded checkpoint."""
     opt_meta = ckpt["meta"].get("optimizer")
     if opt_meta is None:
-        raise ValueError("checkpoint holds no optimizer state (not a resumable checkpoint)")
+        raise InputError("checkpoint holds no optimizer state (not a resumable checkpoint)")
     state: dict[int, dict[str, Any]] = {}
     for key, value in ckpt["optim"].items():
         idx, name = key.split(".", 1)

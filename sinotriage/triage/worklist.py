@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sinotriage import metrics as M
+from sinotriage.errors import InputError
 from sinotriage.io.files import atomic_write_bytes
 from sinotriage.io.predictions import Predictions
 
@@ -156,7 +157,7 @@ def _scan_table(predictions: Predictions, aggregation: str, k: int) -> Predictio
                            np.r_[scans.slice, agg.slice], np.concatenate([scans.labels, agg.labels]),
                            np.concatenate([scans.scores, agg.scores]), predictions.label_names)
     if len(scans) == 0:
-        raise ValueError("the predictions hold neither scan rows (slice = -1) nor slice rows")
+        raise InputError("the predictions hold neither scan rows (slice = -1) nor slice rows")
     return scans
 
 
@@ -180,7 +181,7 @@ def choose_operating_point(
         The split has no labeled positive and negative studies, or ``sensitivity`` is outside [0, 1].
     """
     if not 0.0 < float(sensitivity) <= 1.0:
-        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity}")
+        raise InputError(f"sensitivity must be in (0, 1], got {sensitivity}")
     scans = _scan_table(predictions, aggregation, k)
     splits = sorted(set(scans.split))
     sel = scans.scans(split)
@@ -189,7 +190,7 @@ def choose_operating_point(
     y, s = y[known], s[known]
     n_pos, n_neg = int(np.sum(y == 1)), int(np.sum(y == 0))
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"cannot choose the threshold on split {split!r}: it has {n_pos} positive and "
+        raise InputError(f"cannot choose the threshold on split {split!r}: it has {n_pos} positive and "
                          f"{n_neg} negative labeled studies (splits present: {splits}); give --threshold "
                          f"or predictions with a labeled {split!r} split")
     thr = M.threshold_for_sensitivity(y, s, float(sensitivity))
@@ -249,12 +250,12 @@ def build_worklist(
     Worklist
     """
     if label not in predictions.label_names:
-        raise ValueError(f"label {label!r} is not in the predictions; they hold {predictions.label_names}")
+        raise InputError(f"label {label!r} is not in the predictions; they hold {predictions.label_names}")
     if not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top_k must be an int >= 0, got {top_k!r}")
+        raise InputError(f"top_k must be an int >= 0, got {top_k!r}")
     if threshold is not None:
         if not math.isfinite(float(threshold)):
-            raise ValueError(f"threshold must be finite, got {threshold}")
+            raise InputError(f"threshold must be finite, got {threshold}")
         op = OperatingPoint(float(threshold), float("nan"), "given", float("nan"), float("nan"), 0, 0)
     else:
         op = choose_operating_point(predictions, sensitivity, split=val_split, label=label,
@@ -269,7 +270,7 @@ def build_worklist(
                 sub_thr[name] = t
     rows = scans if split is None else scans.scans(split)
     if len(rows) == 0:
-        raise ValueError(f"no study of split {split!r} in the predictions (splits present: "
+        raise InputError(f"no study of split {split!r} in the predictions (splits present: "
                          f"{sorted(set(scans.split))})")
     y, s = rows.column(label)
     order = np.lexsort((np.asarray(rows.study_id), -s))  # descending score, ties by study id
@@ -396,7 +397,7 @@ def write_worklist_html(
     from sinotriage.windowing import WINDOWS
 
     if window_name not in WINDOWS:
-        raise ValueError(f"unknown window name {window_name!r}; choose one of {', '.join(WINDOWS)}")
+        raise InputError(f"unknown window name {window_name!r}; choose one of {', '.join(WINDOWS)}")
     op = worklist.operating_point
     esc = html.escape
     rows = []
@@ -481,7 +482,7 @@ def predictions_from_checkpoint(checkpoint: str | os.PathLike[str], store: str |
     try:
         from sinotriage.training import predict
     except ImportError as exc:
-        raise ValueError(f"--checkpoint needs sinotriage.training.predict, which cannot be imported "
+        raise InputError(f"--checkpoint needs sinotriage.training.predict, which cannot be imported "
                          f"({exc}); score the store first and pass --scores predictions.csv") from None
     parts = [predict(checkpoint, store, split=split) for split in dict.fromkeys(splits)]
     return _concat(parts)
@@ -491,7 +492,7 @@ def _concat(parts: list[Predictions]) -> Predictions:
     names = parts[0].label_names
     for p in parts[1:]:
         if p.label_names != names:
-            raise ValueError(f"predictions disagree on their labels: {names} vs {p.label_names}")
+            raise InputError(f"predictions disagree on their labels: {names} vs {p.label_names}")
     return Predictions(sum((p.study_id for p in parts), []), sum((p.split for p in parts), []),
                        np.concatenate([p.slice for p in parts]), np.concatenate([p.labels for p in parts]),
                        np.concatenate([p.scores for p in parts]), names)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.io.dicom import DicomError, DicomWarning, list_files, read_dicom_series, read_header
 from sinotriage.vocabulary import MU_WATER
 
@@ -63,7 +64,7 @@ def safe_id(text: str) -> str:
     """A valid store study id from any text (other characters become ``_``, at most 128)."""
     out = _UNSAFE.sub("_", str(text)).lstrip("._-")[:128]
     if not out:
-        raise ValueError(f"cannot make a study id from {text!r}")
+        raise InputError(f"cannot make a study id from {text!r}")
     return out
 
 
@@ -236,7 +237,7 @@ def _load_sinograms(spec: StudySpec, shape: tuple[int, int]) -> np.ndarray:
             try:
                 arr = np.load(f, allow_pickle=False)
             except Exception as exc:  # noqa: BLE001
-                raise ValueError(
+                raise InputError(
                     f"{f}: unreadable sinogram ({type(exc).__name__}: {exc})") from None
         else:
             import pydicom
@@ -246,14 +247,14 @@ def _load_sinograms(spec: StudySpec, shape: tuple[int, int]) -> np.ndarray:
                 ds = pydicom.dcmread(f)
                 arr = apply_modality_lut(ds.pixel_array, ds)
             except Exception as exc:  # noqa: BLE001
-                raise ValueError(
+                raise InputError(
                     f"{f}: unreadable sinogram ({type(exc).__name__}: {exc})") from None
         arr = np.asarray(arr, dtype=np.float64) * spec.sinogram_scale
         if arr.shape != tuple(shape):
-            raise ValueError(f"{f}: sinogram slice of shape {arr.shape}, expected {tuple(shape)} "
+            raise InputError(f"{f}: sinogram slice of shape {arr.shape}, expected {tuple(shape)} "
                              "(views x channels; see sinogram_shape in the mapping)")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{f}: sinogram holds NaN or infinite values")
+            raise InputError(f"{f}: sinogram holds NaN or infinite values")
         out.append(arr.astype(np.float32))
     return np.stack(out)
 
@@ -302,14 +303,14 @@ def ingest_study(spec: StudySpec, *, path: str, strict: bool, photons: float | N
                 msg = (f"study {spec.study_id}: {len(missing)} of {len(rows)} slices have no "
                        f"labels (e.g. SOP {missing[0]}); written without slice labels")
                 if strict:
-                    raise ValueError(msg)
+                    raise InputError(msg)
                 warn(msg)
             else:
                 arrays["labels"] = np.asarray(rows, dtype=np.uint8).reshape(-1, len(LABEL_NAMES))
     if spec.sinogram_files is not None:
         sino = _load_sinograms(spec, tuple(g.sinogram_shape))
         if "hu" in arrays and sino.shape[0] != arrays["hu"].shape[0]:
-            raise ValueError(f"study {spec.study_id}: {sino.shape[0]} sinogram slices but "
+            raise InputError(f"study {spec.study_id}: {sino.shape[0]} sinogram slices but "
                              f"{arrays['hu'].shape[0]} reconstructed slices")
         record["sinogram_source"] = "measured"
     else:
