@@ -10,8 +10,8 @@
   ``dask worker`` started by you, e.g. on a cluster); every worker must see the store path.
 
 Each task writes its own study, so results never depend on scheduling; the task function must be
-picklable (a module-level function, optionally wrapped in :func:`functools.partial`). A rich
-progress bar counts studies done. A failing task does not stop the others: all tasks run, then
+picklable (a module-level function, optionally wrapped in :func:`functools.partial`). Progress
+is reported through a :class:`sinotriage.progress.ProgressCallback` (the CLI draws it as a bar). A failing task does not stop the others: all tasks run, then
 :class:`TaskError` reports every failure (the studies that succeeded stay written, so a rerun only
 redoes the failed ones).
 """
@@ -25,8 +25,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sinotriage.errors import InputError
+from sinotriage.progress import ProgressCallback, counting
 
-__all__ = ["TaskError", "run_tasks", "check_workers", "default_backend"]
+__all__ = ["SCHEDULER_TIMEOUT_S", "TaskError", "run_tasks", "check_workers", "default_backend"]
+
+#: seconds to wait for a running dask scheduler (``scheduler=``) to answer before giving up
+SCHEDULER_TIMEOUT_S = 5.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -118,7 +122,7 @@ def run_tasks(
     scheduler: str | None = None,
     labels: Sequence[str] | None = None,
     description: str = "studies",
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = True,
     threads_per_worker: int = 1,
 ) -> list[R]:
     """Apply ``fn`` to every item, one task per item, and return the results in item order.
@@ -137,9 +141,11 @@ def run_tasks(
     labels : sequence of str, optional
         A name per item for error messages (default ``str(item)``).
     description : str
-        Text of the progress bar.
-    progress : bool
-        Show a progress bar of tasks done.
+        What the tasks do (the ``description`` passed to ``progress``).
+    progress : ProgressCallback or bool, optional
+        Called as ``progress(done, total, description)`` after each task. ``True`` draws a bar
+        on stderr when it is a terminal (:func:`sinotriage.progress.progress_bar`); ``False`` or
+        None report nothing.
     threads_per_worker : int
         Torch threads per dask worker (caps oversubscription; not applied in-process).
 
@@ -152,6 +158,9 @@ def run_tasks(
     ------
     TaskError
         After all tasks ran, when any failed.
+    InputError
+        ``workers`` or ``scheduler`` is invalid, or the scheduler does not answer within
+        :data:`SCHEDULER_TIMEOUT_S` seconds.
     """
     check_workers(workers, scheduler)
     items = list(items)
@@ -160,11 +169,16 @@ def run_tasks(
         raise ValueError(f"labels has {len(names)} entries for {len(items)} items")
     if not items:
         return []
-    with _progress_bar(description, len(items), progress) as advance:
-        if scheduler is None and workers == 0:
-            return _run_local(fn, items, names, advance)
-        return _run_dask(_WithThreads(fn, threads_per_worker), items, names, workers, scheduler,
-                         advance)
+    with counting(progress, description, len(items)) as advance:
+        return _run(fn, items, names, workers, scheduler, threads_per_worker, advance)
+
+
+def _run(fn: Callable[[Any], Any], items: list[Any], names: list[str], workers: int,
+         scheduler: str | None, threads_per_worker: int, advance: Callable[[], None]) -> list[Any]:
+    if scheduler is None and workers == 0:
+        return _run_local(fn, items, names, advance)
+    return _run_dask(_WithThreads(fn, threads_per_worker), items, names, workers, scheduler,
+                     advance)
 
 
 def _run_local(fn: Callable[[Any], Any], items: list[Any], names: list[str],
@@ -195,7 +209,7 @@ def _run_dask(fn: Callable[[Any], Any], items: list[Any], names: list[str], work
                                    silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        client = _connect(Client, scheduler)
     try:
         futures = client.map(fn, items, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
@@ -220,33 +234,13 @@ def _run_dask(fn: Callable[[Any], Any], items: list[Any], names: list[str], work
             cluster.close()
 
 
-class _progress_bar:
-    """Context manager yielding ``advance()``; a rich bar of tasks done, or nothing."""
-
-    def __init__(self, description: str, total: int, enabled: bool) -> None:
-        self.description, self.total, self.enabled = description, total, enabled
-        self._progress: Any = None
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(),
-        )
-        self._progress.start()
-        task = self._progress.add_task(self.description, total=self.total)
-        return lambda: self._progress.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+def _connect(client_class: Any, scheduler: str) -> Any:
+    """A client of the running scheduler, or an InputError after :data:`SCHEDULER_TIMEOUT_S`."""
+    try:
+        return client_class(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:  # refused, no answer, bad address
+        raise InputError(
+            f"cannot reach the dask scheduler at {scheduler} "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); start it with "
+            "`dask scheduler` or drop --scheduler"
+        ) from None

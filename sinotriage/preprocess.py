@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from sinotriage.errors import InputError
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, derived_key, open_store
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.vocabulary import MU_WATER
@@ -206,11 +206,15 @@ def preprocess(
     from sinotriage.operators import BACKENDS, FILTERS
 
     check_workers(workers, scheduler)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) \
+            or not 0.0 < float(cutoff) <= 1.0:
+        raise InputError(f"cutoff must be a number in (0, 1] (fraction of the Nyquist frequency), "
+                         f"got {cutoff!r}")
     backend = resolve_backend(device, backend)
     store = open_store(path, mode="r+")
     g = store.geometry
     if g is None:
-        raise InputError(f"store {path} has no geometry attribute; nothing to reconstruct")
+        raise StoreError(f"store {path} has no geometry attribute; nothing to reconstruct")
     if isinstance(views, int) or not views:
         raise InputError(f"views must be a non-empty sequence of integers, got {views!r}")
     views = sorted({int(v) for v in views}, reverse=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import typer
@@ -121,6 +122,24 @@ def check_device(device: str, option: str = "--device") -> str:
         raise InputError(f"{option} {text}: this machine has {count} CUDA device(s), "
                          f"cuda:0 to cuda:{count - 1}")
     return text
+
+
+def figure_path(out: Path, default_name: str, option: str = "--out") -> Path:
+    """The file a figure option writes: ``out`` itself, ``out/default_name`` when ``out`` is a
+    directory, ``out`` + ``.png`` without a suffix; a suffix matplotlib cannot write is an
+    :class:`~sinotriage.errors.InputError` (checked before any work starts)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    out = Path(out)
+    if out.is_dir():
+        out = out / default_name
+    elif not out.suffix:
+        out = out.with_name(out.name + ".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lower().lstrip(".") not in formats:
+        raise InputError(f"{option} {out}: cannot write figures of type {out.suffix!r}; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return out
 
 
 def parse_int_list(text: str, option: str) -> list[int]:

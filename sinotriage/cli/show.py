@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import console, figure_path, user_errors
 from sinotriage.errors import InputError
 
 #: HU range of the raw-HU panel
@@ -165,6 +165,7 @@ def show(
 
     with user_errors():
         names = tuple(w.strip() for w in windows.split(",") if w.strip())
+        out = figure_path(out, "show.png")
         path = render(open_store(store), study, out, slice_index=slice_index, windows=names, dpi=dpi)
     console.print(f"wrote {path}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import console, figure_path, user_errors
 from sinotriage.errors import InputError
 
 
@@ -122,12 +122,14 @@ def simulate(
 
     from rich.table import Table
 
-    from sinotriage.io.files import atomic_write_bytes
+    from sinotriage.io.files import atomic_write_bytes, json_safe
     from sinotriage.io.predictions import read_predictions
     from sinotriage.triage.queue import WITHIN_MINUTES, simulate_policies
     from sinotriage.triage.worklist import build_worklist
 
     with user_errors():
+        if plot is not None:
+            plot = figure_path(plot, "waits.png", "--plot")
         preds = read_predictions(scores)
         wl = build_worklist(preds, sensitivity=sensitivity, threshold=threshold, split=split,
                             val_split=val_split, top_k=0)
@@ -167,25 +169,12 @@ def simulate(
             if out.suffix == ".json":
                 doc = {"operating_point": wl.operating_point.__dict__, "rows": comp.rows,
                        "settings": comp.settings}
-                text = json.dumps(_no_nan(doc), indent=2)
+                text = json.dumps(json_safe(doc), indent=2, allow_nan=False)
             elif out.suffix == ".md":
                 text = comp.to_markdown() + "\n"
             else:
                 raise InputError(f"--out must end in .md or .json, got {out}")
             console.print(f"wrote {atomic_write_bytes(out, text.encode('utf-8'))}")
-
-
-def _no_nan(value):
-    """JSON has no NaN: replace it by null, recursively."""
-    import math
-
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def register(app: typer.Typer) -> None:

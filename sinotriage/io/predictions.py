@@ -18,9 +18,9 @@ Example::
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sinotriage.errors import InputError
+from sinotriage.io.files import atomic_write_text
 from sinotriage.metrics import AGGREGATIONS, LABEL_NAMES, aggregate_slices
 
 KEY_COLUMNS: tuple[str, ...] = ("study_id", "split", "slice")
@@ -180,26 +181,18 @@ def write_predictions(path: str | os.PathLike[str], predictions: Predictions) ->
     """
     if not isinstance(predictions, Predictions):
         raise TypeError(f"predictions must be a Predictions, got {type(predictions).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header(predictions.label_names))
-            for i in range(len(predictions)):
-                row: list[str | int] = [
-                    predictions.study_id[i], predictions.split[i], int(predictions.slice[i])
-                ]
-                for j in range(len(predictions.label_names)):
-                    lab = int(predictions.labels[i, j])
-                    row += ["" if lab < 0 else lab, repr(float(predictions.scores[i, j]))]
-                writer.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header(predictions.label_names))
+    for i in range(len(predictions)):
+        row: list[str | int] = [
+            predictions.study_id[i], predictions.split[i], int(predictions.slice[i])
+        ]
+        for j in range(len(predictions.label_names)):
+            lab = int(predictions.labels[i, j])
+            row += ["" if lab < 0 else lab, repr(float(predictions.scores[i, j]))]
+        writer.writerow(row)
+    return atomic_write_text(path, buf.getvalue())
 
 
 def read_predictions(path: str | os.PathLike[str]) -> Predictions:
@@ -239,6 +232,8 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
         except ValueError as exc:
             raise InputError(f"{path}: {exc}") from None
         ids, splits, slices, labels, scores = [], [], [], [], []
+        first_line: dict[tuple[str, int], int] = {}  # (study, slice) -> line of its first row
+        study_split: dict[str, tuple[str, int]] = {}  # study -> (split, line)
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
@@ -249,6 +244,7 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
             slices.append(_parse_int(row[2], path, "slice", line_no))
             if slices[-1] < SCAN_ROW:
                 raise InputError(f"{path}, line {line_no}, column slice: expected >= -1, got {row[2]!r}")
+            _check_unique(path, line_no, row[0], row[1], slices[-1], first_line, study_split)
             lab, sc = [], []
             for j, name in enumerate(names):
                 cell = row[3 + 2 * j].strip()
@@ -265,6 +261,22 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
         np.asarray(labels, dtype=np.int8).reshape(n, len(names)),
         np.asarray(scores, dtype=np.float64).reshape(n, len(names)), tuple(names),
     )
+
+
+def _check_unique(path: Path, line_no: int, study: str, split: str, index: int,
+                  first_line: dict[tuple[str, int], int],
+                  study_split: dict[str, tuple[str, int]]) -> None:
+    """Refuse a second row for the same (study, slice) and a study listed in two splits."""
+    what = "scan row" if index == SCAN_ROW else f"slice {index}"
+    key = (study, index)
+    if key in first_line:
+        raise InputError(f"{path}, line {line_no}: duplicate row for study {study!r}, {what} "
+                         f"(first on line {first_line[key]}); each (study_id, slice) may appear once")
+    first_line[key] = line_no
+    seen = study_split.setdefault(study, (split, line_no))
+    if seen[0] != split:
+        raise InputError(f"{path}, line {line_no}: study {study!r} is in split {split!r} here but "
+                         f"in {seen[0]!r} on line {seen[1]}; a study belongs to one split")
 
 
 def _parse_int(cell: str, path: Path, column: str, line_no: int) -> int:

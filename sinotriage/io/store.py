@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -254,13 +255,31 @@ def create_store(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     try:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=3, attributes=root_attrs)
-        root.create_group(_STUDIES)
-        os.rename(tmp, path)
+        _build_root(tmp, root_attrs)
+        _publish_root(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return Store(path, mode="r+")
+
+
+def _build_root(tmp: Path, root_attrs: dict[str, Any]) -> None:
+    """Write the root group of a new store at the temporary path ``tmp``."""
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=3, attributes=root_attrs)
+    root.create_group(_STUDIES)
+
+
+def _publish_root(tmp: Path, path: Path) -> None:
+    """Rename the new store into place; another process that got there first is a StoreError."""
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+            raise StoreError(
+                f"store {path} was created by another process while this one was creating it; "
+                "run the command again to resume that store, or choose another path"
+            ) from None
+        raise
 
 
 def open_store(path: str | os.PathLike[str], mode: str = "r") -> Store:

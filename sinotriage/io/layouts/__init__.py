@@ -100,6 +100,13 @@ def discover(layout: str, src: str | os.PathLike[str], *, strict: bool = False,
     return specs, n, {"mapping": None}
 
 
+def _require_studies(specs: list[StudySpec], layout: str, src: str | os.PathLike[str],
+                     skipped: int) -> None:
+    if not specs:
+        raise InputError(f"{src}: no studies of layout {layout!r} found ({skipped} files skipped "
+                         "while scanning); nothing to ingest")
+
+
 def ingest(
     layout: str,
     src: str | os.PathLike[str],
@@ -181,6 +188,7 @@ def ingest(
     specs, scan_skipped, extra = discover(layout, src, strict=strict, mapping=mapping,
                                           labels_csv=labels_csv, progress=progress,
                                           workers=workers, scheduler=scheduler)
+    _require_studies(specs, layout, src, scan_skipped)
     if extra["mapping"] is not None:
         v, c = extra["mapping"]["sinogram_shape"]
         geometry = sinoct(image_size=p.image_size, n_views=int(v), n_det=int(c))

@@ -8,6 +8,7 @@ import os
 import re
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from sinotriage.errors import InputError
 from sinotriage.io.dicom import DicomError, DicomWarning, list_files, read_dicom_series, read_header
+from sinotriage.progress import ProgressCallback, counting
 from sinotriage.vocabulary import MU_WATER
 
 logger = logging.getLogger("sinotriage.io.layouts")
@@ -104,10 +106,42 @@ class Header(dict):
 @dataclass
 class Scan:
     """Headers of a file tree: ``headers`` [(path, Header)] of image files, ``skipped``
-    [(path, message)] of files that are not usable DICOM images."""
+    [(path, message)] of files that are not usable DICOM images, and ``reasons`` the reason
+    of each skipped file (:data:`sinotriage.io.dicom.REASONS`)."""
 
     headers: list[tuple[str, Header]]
     skipped: list[tuple[str, str]]
+    reasons: list[str] = field(default_factory=list)
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        """``{reason: number of files skipped}``, most frequent first."""
+        return dict(Counter(self.reasons).most_common())
+
+
+def nothing_found(src: str | os.PathLike[str], what: str, n_files: int, scan: Scan | None = None,
+                  left_out: str = "") -> InputError:
+    """The error of a dataset folder in which no study was found, with the skip counts.
+
+    Parameters
+    ----------
+    src
+        The folder.
+    what
+        What was looked for (e.g. ``"CT series"``).
+    n_files
+        Files looked at.
+    scan
+        The header scan, for the counts of files skipped by reason.
+    left_out
+        Why groups of readable files were left out (e.g. ``"2 series with fewer than 2 slices"``).
+    """
+    parts = [f"{src}: no {what} found among {n_files} file{'s' if n_files != 1 else ''}"]
+    if scan is not None and scan.reasons:
+        counts = ", ".join(f"{r} {n}" for r, n in scan.skipped_by_reason().items())
+        parts.append(f"{len(scan.reasons)} skipped ({counts})")
+    if left_out:
+        parts.append(f"left out: {left_out}")
+    return InputError("; ".join(parts) + "; nothing to ingest")
 
 
 def _scan_one(path: str) -> tuple[Header | None, str | None, str]:
@@ -126,7 +160,8 @@ def _scan_chunk(paths: Sequence[str]) -> list[tuple[Header | None, str | None, s
     return [_scan_one(p) for p in paths]
 
 
-def scan_headers(paths: Iterable[str], strict: bool, progress: bool = False,
+def scan_headers(paths: Iterable[str], strict: bool,
+                 progress: ProgressCallback | bool | None = False,
                  workers: int = 0, scheduler: str | None = None) -> Scan:
     """Read the header of every file (no pixel data); non-DICOM and non-image files are skipped
     with a warning naming the file (``strict``: :class:`DicomError`).
@@ -143,35 +178,23 @@ def scan_headers(paths: Iterable[str], strict: bool, progress: bool = False,
                                            scheduler=scheduler, description="reading headers",
                                            progress=progress) for r in part]
     else:
-        bar = _bar("reading headers", len(paths)) if progress and len(paths) > 200 else None
         results = []
-        try:
+        with counting(progress if len(paths) > 200 else False, "reading headers",
+                      len(paths)) as advance:
             for p in paths:
                 results.append(_scan_one(p))
-                if bar is not None:
-                    bar[0].advance(bar[1])
-        finally:
-            if bar is not None:
-                bar[0].stop()
-    headers: list[tuple[str, Header]] = []
-    skipped: list[tuple[str, str]] = []
+                advance()
+    scan = Scan([], [], [])
     for p, (header, message, reason) in zip(paths, results, strict=True):
         if header is not None:
-            headers.append((p, header))
+            scan.headers.append((p, header))
             continue
         if strict:
             raise DicomError(message or p, p, reason)
-        skipped.append((p, message or p))
+        scan.skipped.append((p, message or p))
+        scan.reasons.append(reason or "unreadable")
         warn(f"skipped {message}")
-    return Scan(headers, skipped)
-
-
-def _bar(description: str, total: int) -> tuple[Any, Any]:
-    from rich.progress import Progress
-
-    prog = Progress()
-    prog.start()
-    return prog, prog.add_task(description, total=total)
+    return scan
 
 
 _NOT_IMAGES = (".csv", ".yaml", ".yml", ".md")
