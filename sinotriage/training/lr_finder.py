@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from sinotriage.errors import InputError
+from sinotriage.io.files import atomic_savefig
 from sinotriage.training.config import TrainConfig
 
 __all__ = ["LRFinderResult", "lr_find", "plot_lr_find"]
@@ -114,8 +115,7 @@ def plot_lr_find(result: LRFinderResult, path: str | os.PathLike[str]) -> Path:
            title="LR range test")
     ax.legend()
     fig.tight_layout()
-    tmp = p.with_name(f".{p.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, p)
-    return p
+    try:
+        return atomic_savefig(fig, p)
+    finally:
+        plt.close(fig)

@@ -30,6 +30,7 @@ from sinotriage import metrics as M
 from sinotriage.errors import InputError
 from sinotriage.io.files import atomic_write_bytes
 from sinotriage.io.predictions import Predictions
+from sinotriage.vocabulary import SUBTYPE_NAMES
 
 __all__ = [
     "OperatingPoint",
@@ -44,7 +45,7 @@ __all__ = [
     "worklist_to_dict",
 ]
 
-SUBTYPES: tuple[str, ...] = M.LABEL_NAMES[1:]
+SUBTYPES: tuple[str, ...] = SUBTYPE_NAMES
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from sinotriage.errors import InputError
 from sinotriage.io.dicom import DicomError, DicomWarning, list_files, read_dicom_series, read_header
 from sinotriage.progress import ProgressCallback, counting
-from sinotriage.vocabulary import MU_WATER
+from sinotriage.vocabulary import LABEL_NAMES, MU_WATER
 
 logger = logging.getLogger("sinotriage.io.layouts")
 
@@ -290,7 +290,7 @@ def ingest_study(spec: StudySpec, *, path: str, strict: bool, photons: float | N
     """
     import torch
 
-    from sinotriage.io.store import LABEL_NAMES, open_store
+    from sinotriage.io.store import open_store
 
     store = open_store(path, mode="r+")
     if store.has_study(spec.study_id):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sinotriage.errors import InputError
 from sinotriage.io.layouts._common import StudySpec, safe_id, scan_headers, tree_files
-from sinotriage.io.store import LABEL_NAMES
+from sinotriage.vocabulary import LABEL_NAMES
 
 __all__ = ["read_rsna_labels", "discover_rsna", "LABELS_CSV"]
 

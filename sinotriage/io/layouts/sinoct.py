@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sinotriage.errors import InputError
 from sinotriage.io.dicom import list_files
 from sinotriage.io.layouts._common import StudySpec, safe_id, warn
+from sinotriage.vocabulary import SPLITS
 
 __all__ = ["SinoCTMapping", "load_mapping", "discover_sinoct"]
 
@@ -114,9 +115,9 @@ def _read_labels(path: Path, m: SinoCTMapping) -> dict[str, dict[str, Any]]:
             rec: dict[str, Any] = {"label": label}
             if m.split_column:
                 split = row[m.split_column].strip().lower()
-                if split not in ("train", "val", "test"):
-                    raise InputError(f"{path}:{line}: {m.split_column} must be train, val or "
-                                     f"test, got {split!r}")
+                if split not in SPLITS:
+                    raise InputError(f"{path}:{line}: {m.split_column} must be one of "
+                                     f"{', '.join(SPLITS)}, got {split!r}")
                 rec["split"] = split
             out[row[m.id_column].strip()] = rec
     return out
