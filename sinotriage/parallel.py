@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from sinotriage.errors import InputError
 from sinotriage.progress import ProgressCallback, counting
 
-__all__ = ["SCHEDULER_TIMEOUT_S", "TaskError", "run_tasks", "check_workers", "default_backend"]
+__all__ = ["SCHEDULER_TIMEOUT_S", "TaskError", "TaskInputError", "run_tasks", "check_workers", "default_backend"]
 
 #: seconds to wait for a running dask scheduler (``scheduler=``) to answer before giving up
 SCHEDULER_TIMEOUT_S = 5.0
@@ -43,9 +43,33 @@ class TaskError(RuntimeError):
         self.failures = failures
         first = next(iter(failures.items()))
         super().__init__(
-            f"{len(failures)} of {total} tasks failed ({', '.join(list(failures)[:5])}"
-            f"{', ...' if len(failures) > 5 else ''}); first failure, {first[0]}:\n{first[1]}"
+            f"{_failed(failures, total)}; first failure, {first[0]}:\n{first[1]}"
         )
+
+
+class TaskInputError(TaskError, InputError):
+    """Every failed task failed on bad input (an :class:`~sinotriage.errors.InputError`, e.g. a
+    file refused under ``strict``); the message is the first failure's, in one line."""
+
+    def __init__(self, failures: dict[str, str], total: int, first_message: str) -> None:
+        self.failures = failures
+        first = next(iter(failures))
+        Exception.__init__(self, f"{_failed(failures, total)}; first failure, {first}: "
+                                 f"{first_message}")
+
+
+def _failed(failures: dict[str, str], total: int) -> str:
+    return (f"{len(failures)} of {total} tasks failed ({', '.join(list(failures)[:5])}"
+            f"{', ...' if len(failures) > 5 else ''})")
+
+
+def _task_error(failures: dict[str, str], errors: dict[str, BaseException | None],
+                total: int) -> TaskError:
+    """:class:`TaskInputError` when every failure is an InputError, else :class:`TaskError`."""
+    if failures and all(isinstance(errors.get(n), InputError) for n in failures):
+        first = next(iter(failures))
+        return TaskInputError(failures, total, str(errors[first]))
+    return TaskError(failures, total)
 
 
 def check_workers(workers: int, scheduler: str | None) -> None:
@@ -157,7 +181,8 @@ def run_tasks(
     Raises
     ------
     TaskError
-        After all tasks ran, when any failed.
+        After all tasks ran, when any failed; a :class:`TaskInputError` (also an
+        :class:`~sinotriage.errors.InputError`) when every failure was an InputError.
     InputError
         ``workers`` or ``scheduler`` is invalid, or the scheduler does not answer within
         :data:`SCHEDULER_TIMEOUT_S` seconds.
@@ -185,14 +210,16 @@ def _run_local(fn: Callable[[Any], Any], items: list[Any], names: list[str],
                advance: Callable[[], None]) -> list[Any]:
     results: list[Any] = [None] * len(items)
     failures: dict[str, str] = {}
+    errors: dict[str, BaseException | None] = {}
     for i, item in enumerate(items):
         try:
             results[i] = fn(item)
-        except Exception:  # noqa: BLE001 - reported together below
+        except Exception as exc:  # noqa: BLE001 - reported together below
             failures[names[i]] = traceback.format_exc()
+            errors[names[i]] = exc
         advance()
     if failures:
-        raise TaskError(failures, len(items))
+        raise _task_error(failures, errors, len(items))
     return results
 
 
@@ -215,18 +242,21 @@ def _run_dask(fn: Callable[[Any], Any], items: list[Any], names: list[str], work
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(items)
         failures: dict[str, str] = {}
+        errors: dict[str, BaseException | None] = {}
         for fut in as_completed(futures):
             i = index[fut.key]
             if fut.status == "finished":
                 results[i] = fut.result()
             else:
                 exc = fut.exception()
+                errors[names[i]] = exc
                 failures[names[i]] = "".join(
                     traceback.format_exception(type(exc), exc, fut.traceback())
                 )
             advance()
         if failures:
-            raise TaskError({n: failures[n] for n in names if n in failures}, len(items))
+            raise _task_error({n: failures[n] for n in names if n in failures}, errors,
+                              len(items))
         return results
     finally:
         client.close()

@@ -10,8 +10,8 @@ from sinotriage.cli._common import console, figure_path, user_errors
 
 
 def demo(
-    image_size: int = typer.Option(128, help="Image grid (pixels across the 250 mm field)."),
-    views: int = typer.Option(984, help="Number of views of the SinoCT fan-beam geometry."),
+    image_size: int = typer.Option(128, min=16, help="Image grid (pixels across the 250 mm field)."),
+    views: int = typer.Option(984, min=1, help="Number of views of the SinoCT fan-beam geometry."),
     out: Path | None = typer.Option(
         None, help="Write a figure of phantom / sinogram / FBP here (.png, .pdf, .svg, ...; a "
                    "folder gets demo.png)."),
