@@ -34,6 +34,7 @@ from sinotriage.errors import InputError
 from sinotriage.io.layouts._common import StudySpec, ingest_study, resample_to_grid
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import TaskError, check_workers, resolve_backend, run_tasks
+from sinotriage.progress import ProgressCallback
 from sinotriage.vocabulary import MU_WATER
 
 __all__ = ["LAYOUTS", "IngestResult", "StudySpec", "discover", "ingest", "resample_to_grid"]
@@ -60,7 +61,7 @@ class IngestResult:
 def discover(layout: str, src: str | os.PathLike[str], *, strict: bool = False,
              mapping: str | os.PathLike[str] | None = None,
              labels_csv: str | os.PathLike[str] | None = None,
-             progress: bool = True, workers: int = 0,
+             progress: ProgressCallback | bool = True, workers: int = 0,
              scheduler: str | None = None) -> tuple[list[StudySpec], int, dict[str, Any]]:
     """The studies of a dataset copy: (specs, files skipped while scanning, layout settings).
 
@@ -123,7 +124,7 @@ def ingest(
     seed: int = 0,
     workers: int = 2,
     scheduler: str | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | bool = True,
 ) -> IngestResult:
     """Ingest a dataset copy into a store (created, or resumed when it exists).
 
@@ -164,8 +165,9 @@ def ingest(
 
     Raises
     ------
-    ValueError
-        Bad options, a malformed label file, or a store made with other settings.
+    InputError
+        Bad options, a malformed label file, no studies in ``src``, or a store made with
+        other settings (:class:`~sinotriage.errors.StoreError`).
     sinotriage.parallel.TaskError
         Some studies failed (after all ran; the others are written, the manifest is gathered).
     """

@@ -42,6 +42,7 @@ from typing import Any
 from sinotriage.errors import InputError
 from sinotriage.io.dicom import DicomError
 from sinotriage.io.layouts._common import StudySpec, safe_id, scan_headers, tree_files, warn
+from sinotriage.progress import ProgressCallback
 
 __all__ = ["read_cq500_reads", "select_series", "discover_cq500", "FINDINGS", "READS_CSV"]
 
@@ -76,7 +77,7 @@ def read_cq500_reads(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
 
     Raises
     ------
-    ValueError
+    InputError
         Missing ``name`` or ``R1:ICH`` ... ``R3:SDH`` columns, or a value that is not 0/1.
     """
     path = Path(path)
@@ -154,7 +155,7 @@ def select_series(headers: Sequence[tuple[str, Any]]) -> tuple[str, list[str]] |
 
 def discover_cq500(src: str | os.PathLike[str], *, strict: bool = False,
                    reads_csv: str | os.PathLike[str] | None = None,
-                   progress: bool = True, workers: int = 0,
+                   progress: ProgressCallback | bool = True, workers: int = 0,
                    scheduler: str | None = None) -> tuple[list[StudySpec], int]:
     """Find the CQ500 studies under ``src``; returns (study specs, files skipped)."""
     src = Path(src)

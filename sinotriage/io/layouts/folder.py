@@ -22,12 +22,13 @@ from sinotriage.io.layouts._common import (
     tree_files,
     warn,
 )
+from sinotriage.progress import ProgressCallback
 
 __all__ = ["discover_folder"]
 
 
 def discover_folder(src: str | os.PathLike[str], *, strict: bool = False, min_slices: int = 2,
-                    progress: bool = True, workers: int = 0,
+                    progress: ProgressCallback | bool = True, workers: int = 0,
                     scheduler: str | None = None) -> tuple[list[StudySpec], int]:
     """Find the CT series under ``src``; returns (study specs, files skipped while scanning)."""
     src = Path(src)

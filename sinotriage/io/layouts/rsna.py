@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sinotriage.errors import InputError
 from sinotriage.io.layouts._common import StudySpec, safe_id, scan_headers, tree_files
+from sinotriage.progress import ProgressCallback
 from sinotriage.vocabulary import LABEL_NAMES
 
 __all__ = ["read_rsna_labels", "discover_rsna", "LABELS_CSV"]
@@ -37,7 +38,7 @@ def read_rsna_labels(path: str | os.PathLike[str]) -> dict[str, list[int]]:
 
     Raises
     ------
-    ValueError
+    InputError
         A row whose ID is not ``ID_<sop>_<subtype>`` with a known subtype, a label not 0/1, a
         slice missing some subtypes, or contradicting duplicate rows (the message names the row).
     """
@@ -74,7 +75,7 @@ def read_rsna_labels(path: str | os.PathLike[str]) -> dict[str, list[int]]:
 
 def discover_rsna(src: str | os.PathLike[str], *, strict: bool = False,
                   labels_csv: str | os.PathLike[str] | None = None,
-                  progress: bool = True, workers: int = 0,
+                  progress: ProgressCallback | bool = True, workers: int = 0,
                   scheduler: str | None = None) -> tuple[list[StudySpec], int]:
     """Find the RSNA series under ``src``; returns (study specs, files skipped while scanning)."""
     src = Path(src)
