@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from sinotriage.cli._common import check_device, console, user_errors
+from sinotriage.cli._common import check_device, console, figure_path, user_errors
 from sinotriage.errors import ConfigError, InputError
 
 
@@ -57,9 +57,10 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             from sinotriage.training.lr_finder import lr_find, plot_lr_find
 
+            out = figure_path(out, "lr_find.png")
             result = lr_find(_load(config), start_lr, end_lr, steps)
-            plot_lr_find(result, out)
-        console.print(f"suggested learning rate {result.suggestion:.3g}; plot {out}")
+            written = plot_lr_find(result, out)
+        console.print(f"suggested learning rate {result.suggestion:.3g}; plot {written}")
 
     @app.command("evaluate")
     def evaluate_cmd(
