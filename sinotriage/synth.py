@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sinotriage.errors import InputError
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.presets import Preset, get_preset
@@ -258,11 +258,11 @@ def _open_or_create(out: Path, p: Preset, settings: dict[str, Any]) -> Store:
     store = open_store(out, mode="r+")
     old = store.attrs.get("settings", {})
     if store.attrs.get("source") != "synthetic":
-        raise InputError(f"store {out} exists and is not a synthetic store "
+        raise StoreError(f"store {out} exists and is not a synthetic store "
                          f"(source {store.attrs.get('source')!r}); choose another --out")
     for key in _RESUME_KEYS:
         if old.get(key) != settings[key]:
-            raise InputError(
+            raise StoreError(
                 f"store {out} was built with {key}={old.get(key)!r}, not {settings[key]!r}; "
                 "resume it with the same settings or choose another --out"
             )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sinotriage.errors import InputError
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.layouts._common import StudySpec, ingest_study, resample_to_grid
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import TaskError, check_workers, resolve_backend, run_tasks
@@ -245,14 +245,14 @@ def _open_or_create(out: Path, layout: str, settings: dict[str, Any], geometry: 
                                   "mu_water": settings["mu_water"]}, geometry=geometry)
     store = open_store(out, mode="r+")
     if store.attrs.get("source") != layout:
-        raise InputError(f"store {out} exists with source {store.attrs.get('source')!r}, not "
+        raise StoreError(f"store {out} exists with source {store.attrs.get('source')!r}, not "
                          f"{layout!r}; choose another --out")
     old = store.attrs.get("settings", {})
     for key in _RESUME_KEYS:
         if old.get(key) != settings[key]:
-            raise InputError(f"store {out} was ingested with {key}={old.get(key)!r}, not "
+            raise StoreError(f"store {out} was ingested with {key}={old.get(key)!r}, not "
                              f"{settings[key]!r}; resume with the same settings or choose "
                              "another --out")
     if store.attrs.get("geometry") != geometry.to_dict():
-        raise InputError(f"store {out} has another geometry than preset {settings['preset']!r}")
+        raise StoreError(f"store {out} has another geometry than preset {settings['preset']!r}")
     return store
