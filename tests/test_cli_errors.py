@@ -201,27 +201,3 @@ def test_triage_refuses_a_scores_csv_with_duplicate_rows(tmp_path):
     assert "line 10: duplicate row for study 's2', scan row (first on line 4)" in line
     assert not (tmp_path / "w.csv").exists()
 
-
-def _fails_on_odd(x: int) -> int:
-    from sinotriage.errors import InputError
-
-    if x % 2:
-        raise InputError(f"item {x}: bad input")
-    return x
-
-
-def _fails_with_a_bug(x: int) -> int:
-    return {}[x]
-
-
-def test_tasks_that_fail_on_input_raise_an_input_error_and_bugs_do_not():
-    from sinotriage.errors import InputError
-    from sinotriage.parallel import TaskError, TaskInputError, run_tasks
-
-    with pytest.raises(TaskInputError) as info:
-        run_tasks(_fails_on_odd, [0, 1, 2, 3], workers=0, progress=False)
-    assert isinstance(info.value, InputError) and isinstance(info.value, TaskError)
-    assert str(info.value) == "2 of 4 tasks failed (1, 3); first failure, 1: item 1: bad input"
-    with pytest.raises(TaskError) as info:
-        run_tasks(_fails_with_a_bug, [0, 1], workers=0, progress=False)
-    assert not isinstance(info.value, InputError) and "KeyError" in str(info.value)
