@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, derived_key, open_store
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.vocabulary import MU_WATER
@@ -73,7 +74,7 @@ def select_views(sino: Any, g: Any, views: int) -> tuple[Any, Any, float]:
 
     v0 = g.n_views
     if isinstance(views, bool) or not isinstance(views, int | np.integer) or not 1 <= views <= v0:
-        raise ValueError(f"views must be an integer in [1, {v0}] (the stored view count), "
+        raise InputError(f"views must be an integer in [1, {v0}] (the stored view count), "
                          f"got {views!r}")
     views = int(views)
     if v0 % views == 0:
@@ -112,7 +113,7 @@ def preprocess_study(
         return 0
     g = store.geometry
     if g is None:
-        raise ValueError(f"store {path} has no geometry attribute; cannot reconstruct")
+        raise InputError(f"store {path} has no geometry attribute; cannot reconstruct")
     mu_water = float(store.attrs.get("mu_water", MU_WATER))
     full = torch.from_numpy(store.read(study_id, "sinogram")).to(device)
     written = 0
@@ -205,27 +206,31 @@ def preprocess(
     from sinotriage.operators import BACKENDS, FILTERS
 
     check_workers(workers, scheduler)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) \
+            or not 0.0 < float(cutoff) <= 1.0:
+        raise InputError(f"cutoff must be a number in (0, 1] (fraction of the Nyquist frequency), "
+                         f"got {cutoff!r}")
     backend = resolve_backend(device, backend)
     store = open_store(path, mode="r+")
     g = store.geometry
     if g is None:
-        raise ValueError(f"store {path} has no geometry attribute; nothing to reconstruct")
+        raise StoreError(f"store {path} has no geometry attribute; nothing to reconstruct")
     if isinstance(views, int) or not views:
-        raise ValueError(f"views must be a non-empty sequence of integers, got {views!r}")
+        raise InputError(f"views must be a non-empty sequence of integers, got {views!r}")
     views = sorted({int(v) for v in views}, reverse=True)
     for v in views:
         if not 1 <= v <= g.n_views:
-            raise ValueError(f"views must lie in [1, {g.n_views}] (the stored view count), got {v}")
+            raise InputError(f"views must lie in [1, {g.n_views}] (the stored view count), got {v}")
     if photons is not None and (not math.isfinite(photons) or photons <= 0):
-        raise ValueError(f"photons must be a positive number, got {photons!r}")
+        raise InputError(f"photons must be a positive number, got {photons!r}")
     if filter not in FILTERS:
-        raise ValueError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
+        raise InputError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
     if backend not in (*BACKENDS, "auto"):
-        raise ValueError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
+        raise InputError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
     ids = store.study_ids(split=split)
     missing = [s for s in ids if not store.has_array(s, "sinogram")]
     if missing:
-        raise ValueError(f"store {path}: studies without a sinogram: {missing[:5]}"
+        raise InputError(f"store {path}: studies without a sinogram: {missing[:5]}"
                          f"{' ...' if len(missing) > 5 else ''}")
     store.clean_partial()
     todo = [s for s in ids if any(not store.has_derived(s, v, photons) for v in views)]
