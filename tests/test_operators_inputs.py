@@ -56,7 +56,7 @@ def test_options_are_checked_and_listed():
         fbp(y, G, filter="butterworth")
     with pytest.raises(ValueError, match="cutoff"):
         fbp(y, G, cutoff=0.0)
-    with pytest.raises(ValueError, match="'auto', 'torch', 'numba', 'astra', 'triton'"):
+    with pytest.raises(ValueError, match="'auto', 'fastest', 'torch', 'numba', 'astra', 'triton'"):
         fbp(y, G, backend="cuda")
     with pytest.raises(ValueError, match="2\\*pi"):
         fbp(torch.zeros(G.sinogram_shape), G.replace(arc=math.pi))
