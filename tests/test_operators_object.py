@@ -131,3 +131,56 @@ def test_backend_errors_name_the_reason():
         Operator(TINY["parallel"], backend="cuda")
     with pytest.raises(ValueError, match="curved"):
         Operator(TINY["fan-curved"], backend="astra")(torch.rand(8, 8))
+
+
+_SCRIPT = """
+import hashlib, sys, torch
+torch.set_num_threads(2)
+from sinotriage.geometry import sinoct
+from sinotriage.operators import Operator, fbp, project
+g = sinoct(32, 48, 40)
+x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+y = project(x, g)
+h = hashlib.sha256()
+for t in (y, Operator(g).T(y), fbp(y, g, filter="hann")):
+    h.update(t.numpy().tobytes())
+print(Operator(g).backend_for("fbp", y), h.hexdigest())
+"""
+
+
+@pytest.mark.slow  # two fresh interpreters import torch and numba: ~10 s quiet, 28 s loaded
+def test_default_dispatch_gives_the_same_bits_in_two_fresh_processes():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="2", NUMBA_NUM_THREADS="2")
+    procs = [subprocess.Popen([sys.executable, "-c", _SCRIPT], stdout=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]  # run side by side
+    outs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs[0] == outs[1]
+    assert outs[0][0] == "numba"  # the CPU row of RULES
+
+
+def test_fastest_is_opt_in_and_reports_its_choice(caplog):
+    import logging
+
+    from sinotriage.operators import RULES, fastest_choices, tune
+    from sinotriage.operators._backends import forget_fastest
+
+    g = TINY["fan-flat"]
+    assert RULES[0][0] == "cpu"
+    forget_fastest()
+    x = torch.rand(1, 8, 8)
+    op = Operator(g, backend="fastest")
+    with caplog.at_level(logging.INFO, logger="sinotriage.operators"):
+        y = op(x)
+    chosen = [v for k, v in fastest_choices().items() if k[0] == "project"]
+    assert chosen and chosen[0] in candidates("project", g, x.device)
+    assert "fastest" in caplog.text and chosen[0] in caplog.text
+    assert torch.equal(y, Operator(g, chosen[0])(x))
+    report = tune(g, ops=("fbp",), batch=2)
+    assert set(report["fbp"]["seconds"]) == set(candidates("fbp", g, x.device))
+    assert report["fbp"]["backend"] in report["fbp"]["seconds"]
+    forget_fastest()

@@ -15,14 +15,15 @@ from sinotriage.operators._api import backproject, fbp, project
 from sinotriage.operators._backends import BACKENDS, RULES, fastest_choices
 from sinotriage.operators._operator import Operator, tune
 from sinotriage.operators.filters import FILTERS
-from sinotriage.operators.noise import add_poisson_noise
-from sinotriage.operators.subsampling import subsample_detectors, subsample_views
+from sinotriage.operators.noise import PHOTON_RANGE, add_poisson_noise
+from sinotriage.operators.subsampling import select_views, subsample_detectors, subsample_views
 from sinotriage.operators.units import MU_WATER, hu_to_mu, mu_to_hu
 
 __all__ = [
     "BACKENDS",
     "FILTERS",
     "MU_WATER",
+    "PHOTON_RANGE",
     "Operator",
     "RULES",
     "add_poisson_noise",
@@ -32,6 +33,7 @@ __all__ = [
     "hu_to_mu",
     "mu_to_hu",
     "project",
+    "select_views",
     "subsample_detectors",
     "subsample_views",
     "tune",
