@@ -21,6 +21,8 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     numba = None
 
 _KERNELS: dict[str, object] = {}
+#: pixel block of the FBP backprojection (32 x 32 x batch accumulators: L2-resident)
+TILE = 32
 
 
 def available() -> bool:
@@ -127,25 +129,36 @@ def _kernels() -> dict[str, object]:
                                 o_[k, i0 + 1, b] += w * sino[r, b]
 
     @njit(parallel=True, fastmath=True, cache=True)
-    def parallel_bp(q, cs, sn, u0, du, n, d, weight, out):  # q (V, M, B), out (N, N, B)
+    def parallel_bp(q, cs, sn, u0, du, n, d, weight, tile, out):  # q (V, M, B), out (N, N, B)
+        # one tile x tile block of pixels per iteration, all views: the block's accumulator
+        # stays in L2 and each view reads only the few channels the block projects onto
+        # (row by row, every row streamed all of q); the sum over views keeps its order.
         nv, m, nb = q.shape
         h = (n - 1) / 2.0
-        for i in prange(n):
-            y = (h - i) * d
-            acc = np.zeros((n, nb), dtype=out.dtype)
+        nt = (n + tile - 1) // tile
+        for tt in prange(nt * nt):
+            i_lo = (tt // nt) * tile
+            j_lo = (tt % nt) * tile
+            i_hi = min(n, i_lo + tile)
+            j_hi = min(n, j_lo + tile)
+            acc = np.zeros((tile, tile, nb), dtype=out.dtype)
             for k in range(nv):
                 a = cs[k] * d / du
-                t_first = ((-h * d) * cs[k] + y * sn[k] - u0) / du
-                for j in range(n):
-                    t = t_first + j * a
-                    if t >= 0.0 and t < m - 1:  # q is zero padded: t in (-1, M) here
-                        i0 = int(t)
-                        f = t - i0
-                        for b in range(nb):
-                            acc[j, b] += q[k, i0, b] + f * (q[k, i0 + 1, b] - q[k, i0, b])
-            for j in range(n):
-                for b in range(nb):
-                    out[i, j, b] = acc[j, b] * weight
+                for i in range(i_lo, i_hi):
+                    y = (h - i) * d
+                    t_first = ((-h * d) * cs[k] + y * sn[k] - u0) / du
+                    for j in range(j_lo, j_hi):
+                        t = t_first + j * a
+                        if t >= 0.0 and t < m - 1:  # q is zero padded: t in (-1, M) here
+                            i0 = int(t)
+                            f = t - i0
+                            for b in range(nb):
+                                acc[i - i_lo, j - j_lo, b] += q[k, i0, b] + f * (
+                                    q[k, i0 + 1, b] - q[k, i0, b])
+            for i in range(i_lo, i_hi):
+                for j in range(j_lo, j_hi):
+                    for b in range(nb):
+                        out[i, j, b] = acc[i - i_lo, j - j_lo, b] * weight
 
     @njit(parallel=True, fastmath=True, cache=True)
     def rebin(p, kc, wc, kv, wv, fold, out):  # p (B, V, C) -> out (B, V', M)
@@ -283,7 +296,7 @@ def fbp_backproject(q: torch.Tensor, angles: np.ndarray, u0: float, du: float, n
     qq[:, 1:-1, :] = q.detach().numpy().transpose(1, 2, 0)
     out = np.empty((n, n, b), dtype=dt)
     cs, sn = _trig(angles, dt, plan)
-    k["parallel_bp"](qq, cs, sn, dt(u0 - du), dt(du), n, dt(d), dt(weight), out)
+    k["parallel_bp"](qq, cs, sn, dt(u0 - du), dt(du), n, dt(d), dt(weight), TILE, out)
     return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
 
 
