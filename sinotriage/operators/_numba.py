@@ -161,7 +161,9 @@ def _kernels() -> dict[str, object]:
                         out[i, j, b] = acc[i - i_lo, j - j_lo, b] * weight
 
     @njit(parallel=True, fastmath=True, cache=True)
-    def rebin(p, kc, wc, kv, wv, fold, out):  # p (B, V, C) -> out (B, V', M)
+    def rebin(p, kc, w16, kv, fold, out):  # p (B, V, C) -> out (B, V', M)
+        # w16[n, 4 a + c] = wv[n, a] wc[n, c]: the 4 x 4 taps of output channel n; rows wrap
+        # around the turn by a compare instead of an integer modulo
         nb, nv, nc = p.shape
         nvo, m = out.shape[1], out.shape[2]
         half = nv // 2
@@ -170,21 +172,31 @@ def _kernels() -> dict[str, object]:
             j = jj % nvo
             for n in range(m):
                 acc = 0.0
+                r0 = j + kv[n] - 1
                 for a in range(4):
-                    row = (j + kv[n] + a - 1) % nv
+                    row = r0 + a
+                    while row >= nv:
+                        row -= nv
+                    if row < 0:
+                        row += nv
                     for c in range(4):
                         col = kc[n] + c - 1
                         if col >= 0 and col < nc:
-                            acc += wv[n, a] * wc[n, c] * p[b, row, col]
+                            acc += w16[n, 4 * a + c] * p[b, row, col]
                 if fold:
                     n2 = m - 1 - n
                     acc2 = 0.0
+                    r0 = j + half + kv[n2] - 1
                     for a in range(4):
-                        row = (j + half + kv[n2] + a - 1) % nv
+                        row = r0 + a
+                        while row >= nv:
+                            row -= nv
+                        if row < 0:
+                            row += nv
                         for c in range(4):
                             col = kc[n2] + c - 1
                             if col >= 0 and col < nc:
-                                acc2 += wv[n2, a] * wc[n2, c] * p[b, row, col]
+                                acc2 += w16[n2, 4 * a + c] * p[b, row, col]
                     acc = 0.5 * (acc + acc2)
                 out[b, j, n] = acc
 
@@ -218,7 +230,11 @@ def _kernels() -> dict[str, object]:
             for n in range(m):
                 acc = 0.0
                 for a in range(4):
-                    j = (r - kv[n] - a + 1) % nv
+                    j = r - kv[n] - a + 1  # in [-nv - 2, nv]
+                    while j < 0:
+                        j += nv
+                    if j >= nv:
+                        j -= nv
                     if fold:
                         if j < half:
                             val = 0.5 * g[b, j, n]
@@ -330,7 +346,9 @@ def _rebin_taps(t: np.ndarray, shift: np.ndarray, v: int, dt, plan: Plan) -> tup
     def build():
         kc, wc = _keys(t)
         kv, wv = _keys(shift)
-        return kc, np.ascontiguousarray(wc, dtype=dt), kv % v, np.ascontiguousarray(wv, dtype=dt)
+        wc, wv = wc.astype(dt), wv.astype(dt)
+        w16 = np.ascontiguousarray((wv[:, :, None] * wc[:, None, :]).reshape(-1, 16))
+        return kc, np.ascontiguousarray(wc), kv % v, np.ascontiguousarray(wv), w16
 
     return plan.get(("numba-rebin", dt), build)
 
@@ -344,9 +362,9 @@ def rebin(sino: torch.Tensor, t: np.ndarray, shift: np.ndarray, fold: bool,
     dt = _dt(sino)
     p = np.ascontiguousarray(sino.detach().numpy(), dtype=dt)
     b, v, _ = p.shape
-    kc, wc, kv, wv = _rebin_taps(t, shift, v, dt, plan)
+    kc, _, kv, _, w16 = _rebin_taps(t, shift, v, dt, plan)
     out = np.empty((b, v // 2 if fold else v, t.shape[0]), dtype=dt)
-    k["rebin"](p, kc, wc, kv, wv, fold, out)
+    k["rebin"](p, kc, w16, kv, fold, out)
     return torch.from_numpy(out)
 
 
@@ -358,7 +376,7 @@ def rebin_adjoint(grad: torch.Tensor, t: np.ndarray, shift: np.ndarray, fold: bo
     dt = _dt(grad)
     gr = np.ascontiguousarray(grad.detach().numpy(), dtype=dt)
     v, c = shape
-    kc, wc, kv, wv = _rebin_taps(t, shift, v, dt, plan)
+    kc, wc, kv, wv, _ = _rebin_taps(t, shift, v, dt, plan)
     out = np.zeros((gr.shape[0], v, c), dtype=dt)
     k["rebin_adj"](gr, kc, wc, kv, wv, fold, out)
     return torch.from_numpy(out)
