@@ -83,8 +83,10 @@ def check_workers(workers: int, scheduler: str | None) -> None:
 def default_backend() -> str:
     """Operator backend used by the per-study writers: ``"numba"`` where installed, else ``"torch"``.
 
-    Both give the same bits in every process and for any thread count, unlike ``"auto"``, which
-    picks by timing; the writers record the backend they used in the store attributes.
+    Both give the same bits in every process and for any thread count, and it is what the
+    operators' default rule (:data:`sinotriage.operators.RULES`) picks on the CPU; naming it
+    keeps the stores independent of that table. The writers record the backend they used in
+    the store attributes.
     """
     import importlib.util
 

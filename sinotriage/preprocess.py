@@ -4,7 +4,7 @@
 and each requested view count ``V`` it
 
 1. takes the stored full-view sinogram ``(D, V0, C)`` and keeps ``V`` of its views
-   (:func:`select_views`);
+   (:func:`sinotriage.operators.select_views`);
 2. optionally adds transmission Poisson noise at ``photons`` per bin (a lower-dose scan on top of
    the stored one), seeded by ``(seed, study_id, V)``;
 3. reconstructs it with FBP (:func:`sinotriage.operators.fbp`) and converts to HU;
@@ -24,8 +24,8 @@ group attributes. Fan-beam FBP needs the full rotation, which both rules keep.
 
 A rerun computes only the missing (study, view count) pairs, so an interrupted run resumes and a
 repeated run does nothing. Each task uses one torch thread and a fixed ``backend`` (``numba``
-where installed; not ``"auto"``, which picks by timing) so that the arrays do not depend on where
-the task runs.
+where installed, the CPU row of :data:`sinotriage.operators.RULES`; recorded in the attributes)
+so that the arrays do not depend on where the task runs.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import numpy as np
 
 from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, derived_key, open_store
+from sinotriage.operators import select_views
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.vocabulary import MU_WATER
 
@@ -49,44 +50,6 @@ __all__ = ["PreprocessResult", "preprocess", "preprocess_study", "select_views"]
 
 #: slices reconstructed at once (bounds memory at the 984 x 888 SinoCT size)
 SLICE_BATCH = 8
-
-
-def select_views(sino: Any, g: Any, views: int) -> tuple[Any, Any, float]:
-    """Keep ``views`` of the views of ``sino`` (see the module docstring for the rule).
-
-    Parameters
-    ----------
-    sino : torch.Tensor
-        ``(..., V0, C)`` line integrals.
-    g : geometry
-        Its geometry (full rotation).
-    views : int
-        Target count, ``1 <= views <= V0``.
-
-    Returns
-    -------
-    (torch.Tensor, geometry, float)
-        ``(..., views, C)``, the geometry of the kept views, and the largest difference in radians
-        between a kept view's true angle and its angle in the returned geometry (0 when
-        ``views`` divides ``V0``).
-    """
-    from sinotriage.operators import subsample_views
-
-    v0 = g.n_views
-    if isinstance(views, bool) or not isinstance(views, int | np.integer) or not 1 <= views <= v0:
-        raise InputError(f"views must be an integer in [1, {v0}] (the stored view count), "
-                         f"got {views!r}")
-    views = int(views)
-    if v0 % views == 0:
-        sub, g2 = subsample_views(sino, g, v0 // views)
-        return sub, g2, 0.0
-    j = np.arange(views, dtype=np.int64)
-    idx = (2 * j * v0 + views) // (2 * views)  # round(j * v0 / views), halves up, exact
-    step = g.arc / v0
-    error = float(np.max(np.abs(idx * step - np.arange(views) * g.arc / views)))
-    import torch
-
-    return sino[..., torch.from_numpy(idx), :], g.with_views(views), error
 
 
 def preprocess_study(
@@ -190,8 +153,8 @@ def preprocess(
     seed : int
         Seed of the extra noise.
     backend : {"numba", "torch", "astra", "auto"}, optional
-        FBP backend; default :func:`sinotriage.parallel.default_backend`. ``"auto"`` picks by
-        timing, so arrays may then differ in the last bits between processes.
+        FBP backend; default :func:`sinotriage.parallel.default_backend`. ``"auto"`` is the
+        fixed rule table :data:`sinotriage.operators.RULES` (the same backend on the CPU).
     device : {"cpu", "cuda"}
         Where FBP (and the extra noise) run; ``cuda`` uses the ``torch`` backend by default.
     split : {"train", "val", "test"}, optional

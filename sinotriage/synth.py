@@ -9,8 +9,8 @@ number of workers, the order tasks run in, or on interruptions. Per study (one d
 2. ``hu`` rounded to int16 (the stored volume);
 3. ``sinogram = add_poisson_noise(project(hu_to_mu(hu), geometry), photons, generator)``, float32
    line integrals of mu at the preset's full view count, Poisson noise seeded per study; the
-   projector backend is fixed for the store (``numba`` where installed), never ``"auto"``, whose
-   timing-based choice could differ between processes;
+   projector backend is fixed for the store (``numba`` where installed) and recorded, so the
+   arrays do not depend on the operators' default rule table;
 4. ``store.write_study`` (atomic) with ``hu``, ``sinogram``, ``tissues``, ``mask``, ``labels``.
 
 At the end the studies are split train/val/test (stratified by scan label, seeded by ``S``) and the
