@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.triage.queue import (
     CLASSES,
     DEFAULT_CLASS_SHARES,
@@ -100,13 +101,13 @@ def _run_arms(
     shift_options: Mapping[str, Any],
 ) -> PolicyComparison:
     if not isinstance(n_repeats, int | np.integer) or n_repeats < 1:
-        raise ValueError(f"n_repeats must be an int >= 1, got {n_repeats!r}")
+        raise InputError(f"n_repeats must be an int >= 1, got {n_repeats!r}")
     if studies_per_shift is not None and (not isinstance(studies_per_shift, int | np.integer)
                                           or studies_per_shift < 1):
-        raise ValueError(f"studies_per_shift must be an int >= 1 or None, got {studies_per_shift!r}")
+        raise InputError(f"studies_per_shift must be an int >= 1 or None, got {studies_per_shift!r}")
     fixed = {k for k in ("arrival_times", "read_times", "priority") if shift_options.get(k) is not None}
     if studies_per_shift is not None and fixed:
-        raise ValueError(f"studies_per_shift resamples the studies; it cannot be combined with {sorted(fixed)}")
+        raise InputError(f"studies_per_shift resamples the studies; it cannot be combined with {sorted(fixed)}")
     n = y.shape[0]
     size = n if studies_per_shift is None else int(studies_per_shift)
     collected: dict[str, list[np.ndarray]] = {a[0]: [] for a in arms}
@@ -194,7 +195,7 @@ def simulate_policies(
     y = _vector(y_true, None, "y_true", dtype=np.int64)
     s = _vector(scores, y.shape[0], "scores")
     if not np.all(np.isin(y, (0, 1))):
-        raise ValueError("y_true must be 0 or 1")
+        raise InputError("y_true must be 0 or 1")
     flags = s >= float(threshold)
     arms = [
         ("no triage", "fifo", None, None, float("nan")),
@@ -225,15 +226,15 @@ def compare_operating_points(
     """
     y = _vector(y_true, None, "y_true", dtype=np.int64)
     if not np.all(np.isin(y, (0, 1))):
-        raise ValueError("y_true must be 0 or 1")
+        raise InputError("y_true must be 0 or 1")
     if not arms:
-        raise ValueError("arms must hold at least one name -> (scores, threshold)")
+        raise InputError("arms must hold at least one name -> (scores, threshold)")
     reserved = {"no triage", "oracle flags"}
     rows: list[tuple[str, str, np.ndarray | None, np.ndarray | None, float]] = [
         ("no triage", "fifo", None, None, float("nan"))]
     for name, value in arms.items():
         if name in reserved:
-            raise ValueError(f"arm name {name!r} is reserved; rename it")
+            raise InputError(f"arm name {name!r} is reserved; rename it")
         try:
             sc, thr = value
         except (TypeError, ValueError):

@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
+
 __all__ = [
     "CLASSES",
     "DEFAULT_CLASS_SHARES",
@@ -72,18 +74,18 @@ WITHIN_MINUTES: tuple[int, ...] = (15, 30, 60)
 
 def _choice(value: str, choices: Sequence[str], name: str) -> str:
     if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        raise InputError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
     return value
 
 
 def _vector(x: Any, n: int | None, name: str, dtype: Any = np.float64) -> np.ndarray:
     arr = np.asarray(x, dtype=dtype)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+        raise InputError(f"{name} must be 1-D, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} must have {n} entries (one per study), got {arr.shape[0]}")
+        raise InputError(f"{name} must have {n} entries (one per study), got {arr.shape[0]}")
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
+        raise InputError(f"{name} must be finite")
     return arr
 
 
@@ -112,11 +114,11 @@ class Shift:
         read_time = _vector(self.read_time, n, "read_time")
         priority = _vector(self.priority, n, "priority", dtype=np.int64)
         if np.any(arrival < 0):
-            raise ValueError("arrival times must be >= 0 minutes")
+            raise InputError("arrival times must be >= 0 minutes")
         if np.any(read_time <= 0):
-            raise ValueError("read times must be > 0 minutes")
+            raise InputError("read times must be > 0 minutes")
         if np.any((priority < 0) | (priority >= len(CLASSES))):
-            raise ValueError(f"priority must index {CLASSES} (0..{len(CLASSES) - 1})")
+            raise InputError(f"priority must index {CLASSES} (0..{len(CLASSES) - 1})")
         object.__setattr__(self, "arrival", arrival)
         object.__setattr__(self, "read_time", read_time)
         object.__setattr__(self, "priority", priority)
@@ -177,13 +179,13 @@ def make_shift(
     Shift
     """
     if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive int (studies in the shift), got {n!r}")
+        raise InputError(f"n must be a positive int (studies in the shift), got {n!r}")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if arrival_times is not None:
         arrival = _vector(arrival_times, n, "arrival_times")
     else:
         if rate_per_hour is None or not float(rate_per_hour) > 0:
-            raise ValueError(f"rate_per_hour must be > 0 studies/hour (or give arrival_times), got {rate_per_hour}")
+            raise InputError(f"rate_per_hour must be > 0 studies/hour (or give arrival_times), got {rate_per_hour}")
         slots = np.cumsum(rng.exponential(60.0 / float(rate_per_hour), size=n))
         arrival = slots[rng.permutation(n)]
     if read_times is not None:
@@ -191,14 +193,14 @@ def make_shift(
     else:
         _choice(read_time, READ_TIME_DISTRIBUTIONS, "read_time distribution")
         if not float(read_mean) > 0:
-            raise ValueError(f"read_mean must be > 0 minutes, got {read_mean}")
+            raise InputError(f"read_mean must be > 0 minutes, got {read_mean}")
         if read_time == "constant":
             reads = np.full(n, float(read_mean))
         elif read_time == "exponential":
             reads = rng.exponential(float(read_mean), size=n)
         else:
             if not float(read_sd) > 0:
-                raise ValueError(f"read_sd must be > 0 minutes for a lognormal read time, got {read_sd}")
+                raise InputError(f"read_sd must be > 0 minutes for a lognormal read time, got {read_sd}")
             sigma2 = np.log1p((float(read_sd) / float(read_mean)) ** 2)
             mu = np.log(float(read_mean)) - sigma2 / 2.0
             reads = rng.lognormal(mu, np.sqrt(sigma2), size=n)
@@ -208,17 +210,17 @@ def make_shift(
         if prio.dtype.kind in "US":
             bad = sorted(set(prio.tolist()) - set(CLASSES))
             if bad:
-                raise ValueError(f"unknown priority class(es) {bad}; choose from {', '.join(CLASSES)}")
+                raise InputError(f"unknown priority class(es) {bad}; choose from {', '.join(CLASSES)}")
             prio = np.array([CLASSES.index(p) for p in prio.tolist()], dtype=np.int64)
         prio = _vector(prio, n, "priority", dtype=np.int64)
     else:
         shares = dict(DEFAULT_CLASS_SHARES if class_shares is None else class_shares)
         bad = sorted(set(shares) - set(CLASSES))
         if bad:
-            raise ValueError(f"unknown class(es) {bad} in class_shares; choose from {', '.join(CLASSES)}")
+            raise InputError(f"unknown class(es) {bad} in class_shares; choose from {', '.join(CLASSES)}")
         p = np.array([float(shares.get(c, 0.0)) for c in CLASSES])
         if np.any(p < 0) or p.sum() <= 0:
-            raise ValueError(f"class_shares must be >= 0 with a positive sum, got {shares}")
+            raise InputError(f"class_shares must be >= 0 with a positive sum, got {shares}")
         prio = rng.choice(len(CLASSES), size=n, p=p / p.sum())
     return Shift(arrival=arrival, read_time=reads, priority=prio)
 
@@ -301,13 +303,13 @@ def run_queue(
     n = len(shift)
     y = _vector(labels, n, "labels", dtype=np.int64)
     if not np.all(np.isin(y, (0, 1))):
-        raise ValueError("labels must be 0 or 1")
+        raise InputError("labels must be 0 or 1")
     if not isinstance(n_readers, int | np.integer) or n_readers < 1:
-        raise ValueError(f"n_readers must be an int >= 1, got {n_readers!r}")
+        raise InputError(f"n_readers must be an int >= 1, got {n_readers!r}")
     if policy == "flagged_first" and flags is None:
-        raise ValueError("policy 'flagged_first' needs flags (one bool per study)")
+        raise InputError("policy 'flagged_first' needs flags (one bool per study)")
     if policy == "score_ordered" and scores is None:
-        raise ValueError("policy 'score_ordered' needs scores (one float per study)")
+        raise InputError("policy 'score_ordered' needs scores (one float per study)")
     f = np.zeros(n, bool) if flags is None else _vector(flags, n, "flags", dtype=bool)
     s = np.zeros(n) if scores is None else _vector(scores, n, "scores")
 
@@ -404,5 +406,5 @@ def simulate_queue(
     if shift is None:
         shift = make_shift(int(y.shape[0]) if y.ndim == 1 else -1, seed=seed, **shift_options)
     elif shift_options:
-        raise ValueError(f"give either shift or shift options, not both (got {sorted(shift_options)})")
+        raise InputError(f"give either shift or shift options, not both (got {sorted(shift_options)})")
     return run_queue(shift, y, policy=policy, flags=flags, scores=scores, n_readers=n_readers)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.io.predictions import Predictions
 
 __all__ = ["predictions_from_checkpoint"]
@@ -34,7 +35,7 @@ def predictions_from_checkpoint(checkpoint: str | os.PathLike[str], store: str |
     try:
         from sinotriage.training import predict
     except ImportError as exc:
-        raise ValueError(f"--checkpoint needs sinotriage.training.predict, which cannot be imported "
+        raise InputError(f"--checkpoint needs sinotriage.training.predict, which cannot be imported "
                          f"({exc}); score the store first and pass --scores predictions.csv") from None
     parts = [predict(checkpoint, store, split=split) for split in dict.fromkeys(splits)]
     return _concat(parts)
@@ -44,7 +45,7 @@ def _concat(parts: list[Predictions]) -> Predictions:
     names = parts[0].label_names
     for p in parts[1:]:
         if p.label_names != names:
-            raise ValueError(f"predictions disagree on their labels: {names} vs {p.label_names}")
+            raise InputError(f"predictions disagree on their labels: {names} vs {p.label_names}")
     return Predictions(sum((p.study_id for p in parts), []), sum((p.split for p in parts), []),
                        np.concatenate([p.slice for p in parts]), np.concatenate([p.labels for p in parts]),
                        np.concatenate([p.scores for p in parts]), names)

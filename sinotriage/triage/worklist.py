@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from sinotriage import metrics as M
+from sinotriage.errors import InputError
 from sinotriage.io.predictions import Predictions
+from sinotriage.vocabulary import SUBTYPE_NAMES
 
 __all__ = [
     "OperatingPoint",
@@ -35,7 +37,7 @@ __all__ = [
     "worklist_to_dict",
 ]
 
-SUBTYPES: tuple[str, ...] = M.LABEL_NAMES[1:]
+SUBTYPES: tuple[str, ...] = SUBTYPE_NAMES
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def _scan_table(predictions: Predictions, aggregation: str, k: int) -> Predictio
                            np.r_[scans.slice, agg.slice], np.concatenate([scans.labels, agg.labels]),
                            np.concatenate([scans.scores, agg.scores]), predictions.label_names)
     if len(scans) == 0:
-        raise ValueError("the predictions hold neither scan rows (slice = -1) nor slice rows")
+        raise InputError("the predictions hold neither scan rows (slice = -1) nor slice rows")
     return scans
 
 
@@ -172,7 +174,7 @@ def choose_operating_point(
         The split has no labeled positive and negative studies, or ``sensitivity`` is outside [0, 1].
     """
     if not 0.0 < float(sensitivity) <= 1.0:
-        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity}")
+        raise InputError(f"sensitivity must be in (0, 1], got {sensitivity}")
     scans = _scan_table(predictions, aggregation, k)
     splits = sorted(set(scans.split))
     sel = scans.scans(split)
@@ -181,7 +183,7 @@ def choose_operating_point(
     y, s = y[known], s[known]
     n_pos, n_neg = int(np.sum(y == 1)), int(np.sum(y == 0))
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"cannot choose the threshold on split {split!r}: it has {n_pos} positive and "
+        raise InputError(f"cannot choose the threshold on split {split!r}: it has {n_pos} positive and "
                          f"{n_neg} negative labeled studies (splits present: {splits}); give --threshold "
                          f"or predictions with a labeled {split!r} split")
     thr = M.threshold_for_sensitivity(y, s, float(sensitivity))
@@ -241,12 +243,12 @@ def build_worklist(
     Worklist
     """
     if label not in predictions.label_names:
-        raise ValueError(f"label {label!r} is not in the predictions; they hold {predictions.label_names}")
+        raise InputError(f"label {label!r} is not in the predictions; they hold {predictions.label_names}")
     if not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"top_k must be an int >= 0, got {top_k!r}")
+        raise InputError(f"top_k must be an int >= 0, got {top_k!r}")
     if threshold is not None:
         if not math.isfinite(float(threshold)):
-            raise ValueError(f"threshold must be finite, got {threshold}")
+            raise InputError(f"threshold must be finite, got {threshold}")
         op = OperatingPoint(float(threshold), float("nan"), "given", float("nan"), float("nan"), 0, 0)
     else:
         op = choose_operating_point(predictions, sensitivity, split=val_split, label=label,
@@ -261,7 +263,7 @@ def build_worklist(
                 sub_thr[name] = t
     rows = scans if split is None else scans.scans(split)
     if len(rows) == 0:
-        raise ValueError(f"no study of split {split!r} in the predictions (splits present: "
+        raise InputError(f"no study of split {split!r} in the predictions (splits present: "
                          f"{sorted(set(scans.split))})")
     y, s = rows.column(label)
     order = np.lexsort((np.asarray(rows.study_id), -s))  # descending score, ties by study id

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.io.files import atomic_write_bytes
 from sinotriage.triage.worklist import Worklist
 
@@ -114,7 +115,7 @@ def write_worklist_html(
     from sinotriage.windowing import WINDOWS
 
     if window_name not in WINDOWS:
-        raise ValueError(f"unknown window name {window_name!r}; choose one of {', '.join(WINDOWS)}")
+        raise InputError(f"unknown window name {window_name!r}; choose one of {', '.join(WINDOWS)}")
     op = worklist.operating_point
     esc = html.escape
     rows = []
