@@ -99,8 +99,11 @@ def quick_arms() -> tuple[ArmConfig, ...]:
     )
 
 
-#: training studies of the quick preset
+#: training studies and epochs of the quick preset: 2 seeds x about 9 arms, the powered
+#: validation/test splits and synthesis within 15 minutes on a quiet 2-core CPU (estimate and
+#: measurements in docs/results.md, "Time budget of the quick preset")
 QUICK_TRAIN: int = 120
+QUICK_EPOCHS: int = 8
 
 
 def _quick() -> StudyConfig:
@@ -109,10 +112,11 @@ def _quick() -> StudyConfig:
         name="quick study (CPU)", data_preset="tiny", difficulty="easy", n_studies=n,
         split_fractions=fractions, seed=0, seeds=(0, 1), arms=quick_arms(),
         reference_arm="windowed_x1", sinogram_model="mini_unet_slim", image_model="densenet_slim",
-        training={"epochs": 15, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
+        training={"epochs": QUICK_EPOCHS, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
                   "schedule": "cosine"},
         notes=(
-            "quick preset, sized for 15 minutes on a 2-core CPU: 64 x 64 synthetic data "
+            "quick preset, sized for 15 minutes on a 2-core CPU (2 seeds, 8 epochs): 64 x 64 "
+            "synthetic data "
             "(246 x 111 sinograms) with easy lesions; slim models (mini_unet_slim for "
             "sinograms, densenet_slim for images) instead of mini_unet / densenet121; view "
             "factors 1, 4, 16 for reconstructions and 4, 16 for sinograms (the full-view "
@@ -123,9 +127,12 @@ def _quick() -> StudyConfig:
     )
 
 
+#: training-set sizes of the curve preset (studies; nested subsets of the train split)
+CURVE_SIZES: tuple[int, ...] = (15, 30, 60, 120, 240, 480, 960)
+
+
 def _curve() -> StudyConfig:
-    sizes = (15, 30, 60, 120, 240)
-    n, fractions = split_plan(sizes[-1], POWERED_SPLIT, POWERED_SPLIT)
+    n, fractions = split_plan(CURVE_SIZES[-1], POWERED_SPLIT, POWERED_SPLIT)
     arms = (
         ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),
         ArmConfig(name="recon_x1", domain="recon", view_factor=1),
@@ -133,15 +140,15 @@ def _curve() -> StudyConfig:
     )
     return StudyConfig(
         name="data-scaling curve (CPU)", data_preset="tiny", difficulty="easy", n_studies=n,
-        split_fractions=fractions, seed=0, seeds=(0,), train_sizes=sizes, arms=arms,
+        split_fractions=fractions, seed=0, seeds=(0,), train_sizes=CURVE_SIZES, arms=arms,
         reference_arm="windowed_x1", sinogram_model="mini_unet_slim", image_model="densenet_slim",
         training={"epochs": 10, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
-                  "schedule": "cosine", "max_train_slices": 1200},
+                  "schedule": "cosine", "max_train_slices": 4800},
         notes=(
             "curve preset: AUC against the number of training studies (nested, label-"
-            "stratified subsets of the train split), sized for 60 minutes on a 2-core CPU; at "
-            "most 1,200 training slices per epoch, so an epoch costs the same at every size "
-            "from about 120 studies on.",
+            "stratified subsets of the train split), sized for 60 minutes on a 2-core CPU; "
+            "10 epochs of at most 4,800 training slices (the 960-study set, about 9,500 "
+            "slices, is sampled half per epoch).",
         ),
     )
 
