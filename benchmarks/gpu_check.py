@@ -303,8 +303,8 @@ def throughput_child(args: argparse.Namespace) -> int:
     """One epoch of each arm of a study preset on a small store of its data (a subprocess)."""
     from dataclasses import replace
 
-    from sinotriage.experiments.config import study_preset
-    from sinotriage.experiments.runner import ArmJob, arm_views
+    from sinotriage.experiments.jobs import ArmJob, arm_views
+    from sinotriage.experiments.presets import study_preset
     from sinotriage.experiments.train_arm import train_config
     from sinotriage.io.store import open_store
     from sinotriage.preprocess import preprocess
@@ -316,7 +316,7 @@ def throughput_child(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     config = study_preset(args.preset)
     full = study_preset(args.preset)
-    budget = config.training.model_copy(update={"epochs": 1, "num_workers": min(4, _workers())})
+    budget = {**config.training, "epochs": 1, "num_workers": min(4, _workers())}
     config = config.model_copy(update={"n_studies": int(args.studies), "training": budget})
     # the study's data (what prepare_store makes), with projection and FBP on the device
     t0 = time.perf_counter()
@@ -343,7 +343,7 @@ def throughput_child(args: argparse.Namespace) -> int:
             result = train(train_config(job))
             row = result.history[0]
             epoch_s = float(row["seconds"])
-            used = min(train_slices, budget.max_train_slices or train_slices)
+            used = min(train_slices, budget.get("max_train_slices") or train_slices)
             record["arms"][arm.name] = {
                 "model": job.model, "views": job.views, "epoch_s": round(epoch_s, 2),
                 "wall_s": round(time.perf_counter() - start, 2), "train_slices": used,
@@ -357,6 +357,13 @@ def throughput_child(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training(study: Any, key: str) -> Any:
+    """A training option of a study config: its ``training`` mapping, else TrainConfig's default."""
+    from sinotriage.training.config import TrainConfig
+
+    return study.training.get(key, TrainConfig.model_fields[key].default)
+
+
 def project_study_time(record: dict[str, Any], full: Any, measured_slices: int) -> dict[str, Any]:
     """Hours of the full study preset on one GPU from the measured slices/s: train slices of the
     full store (slices per study as measured, train fraction of the preset) x epochs / rate, per
@@ -364,14 +371,14 @@ def project_study_time(record: dict[str, Any], full: Any, measured_slices: int) 
     per_study = measured_slices / max(record["n_studies"], 1)
     train_frac, val_frac = full.split_fractions[0], full.split_fractions[1]
     slices = per_study * full.n_studies
-    cap = full.training.max_train_slices
+    cap = _training(full, "max_train_slices")
     train = min(slices * train_frac, cap) if cap else slices * train_frac
     hours = {}
     for name, arm in record["arms"].items():
         if "slices_per_s" in arm:
             per_epoch = (train + slices * val_frac) / arm["slices_per_s"]
-            hours[name] = round(full.training.epochs * per_epoch / 3600, 3)
-    return {"n_studies": full.n_studies, "epochs": full.training.epochs,
+            hours[name] = round(_training(full, "epochs") * per_epoch / 3600, 3)
+    return {"n_studies": full.n_studies, "epochs": _training(full, "epochs"),
             "hours_per_arm": hours, "hours_total": round(sum(hours.values()), 2),
             "complete": len(hours) == len(full.arms)}
 

@@ -88,7 +88,7 @@ def test_study_time_projection_from_measured_throughput():
     """600 studies of 30 slices, 60 % train and 20 % validation: 14,400 slices scored per epoch;
     at 100 slices/s and 12 epochs that is 1,728 s = 0.48 h per arm."""
     full = SimpleNamespace(split_fractions=(0.6, 0.2, 0.2), n_studies=600, arms=[1, 2],
-                           training=SimpleNamespace(epochs=12, max_train_slices=None))
+                           training={"epochs": 12, "max_train_slices": None})
     record = {"n_studies": 12, "arms": {"a": {"slices_per_s": 100.0}, "b": {"error": "x"}}}
     proj = gpu_check.project_study_time(record, full, measured_slices=12 * 30)
     assert proj["hours_per_arm"] == {"a": 0.48}
