@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sinotriage.errors import InputError
 from sinotriage.experiments.config import ArmConfig, StudyConfig
 from sinotriage.io.predictions import Predictions
 
@@ -96,5 +97,5 @@ class Trainer(Protocol):
 def arm_views(arm: ArmConfig, full_views: int) -> int:
     """Number of projections of an arm: ``full_views // view_factor`` (at least 1)."""
     if arm.view_factor > full_views:
-        raise ValueError(f"arm {arm.name}: view_factor {arm.view_factor} exceeds the {full_views} views")
+        raise InputError(f"arm {arm.name}: view_factor {arm.view_factor} exceeds the {full_views} views")
     return max(1, full_views // arm.view_factor)
