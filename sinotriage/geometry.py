@@ -1,6 +1,6 @@
 """Scanner geometries: immutable values that travel with every sinogram.
 
-Conventions (``shared/DESIGN.md``; lengths in mm, angles in radians)
+Conventions (docs/operators.md; lengths in mm, angles in radians)
 --------------------------------------------------------------------
 Image pixel ``(i, j)`` of an ``N x N`` image with pixel size ``d`` has its centre at
 ``x = (j - (N-1)/2) * d``, ``y = ((N-1)/2 - i) * d``: row 0 is the top (+y), column 0 the
@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
+
 __all__ = [
     "FanBeamGeometry",
     "Geometry",
@@ -51,7 +53,7 @@ _REL_TOL = 1e-9
 
 # --- SinoCT scanner (GE LightSpeed-class third-generation fan beam) -----------------------
 # 984 views per rotation and 888 channels: the SinoCT sinograms are 984 x 888 (Stanford
-# "sinogram U-Net / DeiT" study, shared/papers/stanford-sinogram-unet-deit.txt, section Data).
+# "sinogram U-Net / DeiT" study: Coronado & Sheen, "Exploring Deep Learning Methods for Head CT Triage", section Data).
 # Source-to-isocentre 541 mm and source-to-detector 949.075 mm: DICOM tags (0018,1111)
 # DistanceSourceToPatient = "541.000000" and (0018,1110) DistanceSourceToDetector =
 # "949.075012" written by GE LightSpeed scanners (e.g. the LightSpeed headers in the TCIA
@@ -143,7 +145,7 @@ class _GeometryBase:
         # tolerance: half a channel at the isocentre (a detector of N channels of the pixel
         # pitch covers the image edge to edge)
         if not self.allow_truncation and field + 0.5 * self._iso_pitch < image * (1 - 1e-9):
-            raise ValueError(
+            raise InputError(
                 f"the detector does not cover the image: field radius {field:.2f} mm (seen by "
                 f"every view) < image radius {image:.2f} mm (the inscribed circle of "
                 f"{self.image_size} x {self.pixel_size:g} mm pixels); widen the detector "

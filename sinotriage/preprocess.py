@@ -40,9 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, derived_key, open_store
 from sinotriage.operators import select_views
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
+from sinotriage.vocabulary import MU_WATER
 
 __all__ = ["PreprocessResult", "preprocess", "preprocess_study", "select_views"]
 
@@ -74,8 +76,8 @@ def preprocess_study(
         return 0
     g = store.geometry
     if g is None:
-        raise ValueError(f"store {path} has no geometry attribute; cannot reconstruct")
-    mu_water = float(store.attrs.get("mu_water", 0.0192))
+        raise InputError(f"store {path} has no geometry attribute; cannot reconstruct")
+    mu_water = float(store.attrs.get("mu_water", MU_WATER))
     full = torch.from_numpy(store.read(study_id, "sinogram")).to(device)
     written = 0
     old_threads = torch.get_num_threads()
@@ -167,27 +169,31 @@ def preprocess(
     from sinotriage.operators import BACKENDS, FILTERS
 
     check_workers(workers, scheduler)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) \
+            or not 0.0 < float(cutoff) <= 1.0:
+        raise InputError(f"cutoff must be a number in (0, 1] (fraction of the Nyquist frequency), "
+                         f"got {cutoff!r}")
     backend = resolve_backend(device, backend)
     store = open_store(path, mode="r+")
     g = store.geometry
     if g is None:
-        raise ValueError(f"store {path} has no geometry attribute; nothing to reconstruct")
+        raise StoreError(f"store {path} has no geometry attribute; nothing to reconstruct")
     if isinstance(views, int) or not views:
-        raise ValueError(f"views must be a non-empty sequence of integers, got {views!r}")
+        raise InputError(f"views must be a non-empty sequence of integers, got {views!r}")
     views = sorted({int(v) for v in views}, reverse=True)
     for v in views:
         if not 1 <= v <= g.n_views:
-            raise ValueError(f"views must lie in [1, {g.n_views}] (the stored view count), got {v}")
+            raise InputError(f"views must lie in [1, {g.n_views}] (the stored view count), got {v}")
     if photons is not None and (not math.isfinite(photons) or photons <= 0):
-        raise ValueError(f"photons must be a positive number, got {photons!r}")
+        raise InputError(f"photons must be a positive number, got {photons!r}")
     if filter not in FILTERS:
-        raise ValueError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
+        raise InputError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
     if backend not in (*BACKENDS, "auto"):
-        raise ValueError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
+        raise InputError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
     ids = store.study_ids(split=split)
     missing = [s for s in ids if not store.has_array(s, "sinogram")]
     if missing:
-        raise ValueError(f"store {path}: studies without a sinogram: {missing[:5]}"
+        raise InputError(f"store {path}: studies without a sinogram: {missing[:5]}"
                          f"{' ...' if len(missing) > 5 else ''}")
     store.clean_partial()
     todo = [s for s in ids if any(not store.has_derived(s, v, photons) for v in views)]

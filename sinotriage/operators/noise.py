@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from sinotriage.errors import InputError
 from sinotriage.operators._checks import check_float_tensor
 
 #: Accepted unattenuated photons per ray: below 1 a ray has no expected count; far above
@@ -49,14 +50,14 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
         lo, hi = ((float(photons.min()), float(photons.max())) if photons.numel()
                   else (1.0, 1.0))
         if lo < PHOTON_RANGE[0] or hi > PHOTON_RANGE[1]:
-            raise ValueError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] per "
+            raise InputError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] per "
                              f"ray everywhere, got values in [{lo:g}, {hi:g}]")
         i0 = photons.to(device=sino.device, dtype=torch.float64)
     else:
         if isinstance(photons, bool) or not isinstance(photons, int | float):
             raise TypeError(f"photons must be a number or tensor, got {type(photons).__name__}")
         if not math.isfinite(photons) or not PHOTON_RANGE[0] <= photons <= PHOTON_RANGE[1]:
-            raise ValueError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] "
+            raise InputError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] "
                              f"(unattenuated photons per ray), got {photons}")
         i0 = torch.tensor(float(photons), dtype=torch.float64, device=sino.device)
     if isinstance(electronic_noise, bool) or not isinstance(electronic_noise, int | float):

@@ -7,8 +7,7 @@ import math
 import torch
 
 from sinotriage.operators._checks import check_float_tensor
-
-MU_WATER = 0.0192  # mm^-1, water at about 70 keV (NIST XCOM), shared/DESIGN.md
+from sinotriage.vocabulary import MU_WATER
 
 
 def _check_mu_water(mu_water: float) -> None:

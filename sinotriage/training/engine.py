@@ -33,11 +33,11 @@ from sinotriage.training.checkpoints import load_checkpoint, optimizer_state, sa
 from sinotriage.training.config import TrainConfig
 from sinotriage.training.losses import bce_loss, radnet_aux_loss, rsna_weighted_loss
 from sinotriage.training.schedules import lr_at
+from sinotriage.vocabulary import LABEL_NAMES
 
 __all__ = ["TrainResult", "train", "build_model", "make_dataset", "prepare_batch",
            "score_dataset", "label_names"]
 
-LABELS6 = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 
 
 @dataclass
@@ -81,7 +81,7 @@ HU_SCALE = 1000.0
 
 def label_names(config: TrainConfig) -> tuple[str, ...]:
     """Label columns of the model outputs: ``("any",)`` or the six RSNA labels."""
-    return ("any",) if config.target == "binary" else LABELS6
+    return ("any",) if config.target == "binary" else LABEL_NAMES
 
 
 def make_dataset(config: TrainConfig, split: str, store: Any = None):
