@@ -19,10 +19,12 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
                       electronic_noise: float = 0.0) -> torch.Tensor:
     """Noisy line integrals from a monoenergetic transmission model.
 
-    ``counts ~ Poisson(photons * exp(-sino)) + Normal(0, electronic_noise^2)``, clamped to
-    ``[1, photons]``, and the result is ``-log(counts / photons)``: a line integral in
-    ``[0, log(photons)]``, never negative (a ray cannot gain photons; the clamp at
-    ``photons`` biases rays through air upwards by at most about ``0.4 / sqrt(photons)``).
+    ``counts ~ Poisson(photons * exp(-sino)) + Normal(0, electronic_noise^2)``, clamped to at
+    least 1 count, and the result is ``-log(counts / photons)``, at most ``log(photons)``.
+    With ``photons >= 1`` the clamp never makes a line integral negative; values below zero
+    come only from the counting noise of rays through (almost) no attenuation, a few
+    ``1 / sqrt(photons)`` deep, as in measured data, and they keep the noise unbiased there
+    (no floor at zero).
 
     Parameters
     ----------
@@ -75,5 +77,5 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
     if electronic_noise > 0:
         counts = counts + electronic_noise * torch.randn(
             counts.shape, generator=generator, dtype=counts.dtype, device=counts.device)
-    counts = torch.minimum(counts.clamp_min(1.0), i0)
+    counts = counts.clamp_min(1.0)
     return (-torch.log(counts / i0)).to(sino.dtype)
