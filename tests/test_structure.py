@@ -15,8 +15,6 @@ import ast
 import sys
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "sinotriage"
 MAX_LINES = 600
 
@@ -24,8 +22,6 @@ MAX_LINES = 600
 #: strongly connected component (a cycle found must lie inside one entry). Remove an entry when
 #: its cycle is broken; never add one for new code.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    # operators owner: _backends' auto-selection times _api's functions (a deferred import)
-    frozenset({"sinotriage.operators._api", "sinotriage.operators._backends"}),
     # experiments owner (issue 18.1): the shared job types move to a leaf module
     frozenset({
         "sinotriage.experiments.build",
@@ -33,13 +29,6 @@ KNOWN_CYCLES: set[frozenset[str]] = {
         "sinotriage.experiments.train_arm",
     }),
 }
-
-#: modules over MAX_LINES that their owners are splitting (issue 18.4): expected failures
-LONG_MODULES: dict[str, str] = {
-    "io/store.py": "the splits and the manifest each get a module (io/store owner)",
-    "io/dicom.py": "split along its seams by the DICOM reader's owner",
-}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -206,18 +195,6 @@ def test_no_module_over_600_lines():
     long = {
         str(p.relative_to(PACKAGE)): _lines(p)
         for p in MODULES.values()
-        if str(p.relative_to(PACKAGE)) not in LONG_MODULES
     }
     over = {name: n for name, n in long.items() if n > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=why, strict=False)) for n, why in LONG_MODULES.items()],
-)
-def test_modules_being_split_stay_under_600_lines(name):
-    path = PACKAGE / name
-    if not path.exists():  # split into a package or renamed: nothing left to check here
-        return
-    assert _lines(path) <= MAX_LINES
