@@ -8,11 +8,7 @@ from typing import Any
 
 import typer
 
-<<<<<<< HEAD
-from sinotriage.cli._common import console, user_errors
-=======
 from sinotriage.cli._common import check_device, console, user_errors
->>>>>>> main
 from sinotriage.errors import InputError
 from sinotriage.experiments.presets import STUDY_PRESETS
 
@@ -62,19 +58,10 @@ def compare(
             return
         if workers and scheduler:
             raise InputError("give --workers or --scheduler, not both")
-<<<<<<< HEAD
-        if device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available() and scheduler is None:
-                raise InputError(f"--device {device}: CUDA is not available on this machine")
-        elif device != "cpu":
-=======
         if scheduler is None:
             check_device(device)  # the runs happen here: the device must exist here
         elif device != "cpu" and device != "cuda" and not (
                 device.startswith("cuda:") and device[5:].isdigit()):
->>>>>>> main
             raise InputError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
         cfg = study_preset(preset)
         if config is not None:
