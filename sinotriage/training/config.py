@@ -43,7 +43,8 @@ class AugmentConfig(_Strict):
     cutmix_prob: float = Field(0.5, ge=0, le=1, description="Probability of CutMix per batch.")
     detector_flip_prob: float = Field(
         0.0, ge=0, le=1,
-        description="Sinograms: mirror the object (reverse channels and views, see augment.py).",
+        description="Sinograms: mirror the object (views k -> -k, channels reversed about the "
+                    "detector offset; see sinotriage.training.augment).",
     )
     view_shift: bool = Field(
         False, description="Sinograms: circular shift of the views (rotation of the object)."

@@ -407,7 +407,8 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
     image_aug = ImageAugment(config.augment) if config.augment.image_ops else None
-    sino_aug = SinogramAugment(config.augment) if config.augment.sinogram_ops else None
+    sino_aug = SinogramAugment(config.augment, _sinogram_geometry(config, train_ds)) \
+        if config.augment.sinogram_ops else None
     n_per_epoch = len(_epoch_order(config, train_ds, 0, info))
     batches = max(math.ceil(n_per_epoch / config.batch_size), 1)
     steps_per_epoch = math.ceil(batches / config.accumulation)
@@ -522,6 +523,14 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
                                     "val_loss": float(best_row.get("val_loss", float("nan")))},
                        metrics_csv=out / "metrics.csv", stopped_early=stopped_early,
                        model=model)
+
+
+def _sinogram_geometry(config: TrainConfig, dataset: Any) -> Any:
+    """Geometry of the training sinograms (full or derived view count), None if unknown."""
+    store = dataset.store
+    if config.views is None or store.geometry is None:
+        return store.geometry
+    return store.derived_geometry(config.views, config.photons)
 
 
 def _progress(config: TrainConfig, info: distributed.DistInfo, epoch: int, n: int):
