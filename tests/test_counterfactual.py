@@ -176,3 +176,27 @@ def test_paired_options_are_checked(cf_store, tmp_path) -> None:
                                       model_options={}), train)
     with pytest.raises(ConfigError, match="context"):
         PairedTraining(_paired_config(cf_store, tmp_path, context=1), train)
+
+
+def test_image_arms_get_the_same_pairs(cf_store, tmp_path) -> None:
+    """Windowed HU arm: the twin item is the windowed lesion-free HU slice, label 0; with the
+    band loss the image-domain target is the lesion mask."""
+    from sinotriage.data import SliceDataset
+    from sinotriage.training.paired import PairedTraining
+    from sinotriage.windowing import multi_window
+
+    cfg = _paired_config(cf_store, tmp_path, domain="windowed", augment={},
+                         model_options={"band_head": True, "widths": [4, 8]})
+    train = SliceDataset(cf_store, None, domain="windowed", target="binary")
+    pt = PairedTraining(cfg, train)
+    i, j = next(iter(pt.dataset.twin_of.items()))
+    k, s = train.index[i]
+    sid = train.records[k]["study_id"]
+    lesion, twin = pt.dataset[i], pt.dataset[j]
+    assert lesion["group"] == twin["group"] == i
+    assert float(lesion["label"]) == 1.0 and float(twin["label"]) == 0.0
+    ref = multi_window(torch.from_numpy(cf_store.read(sid, "hu_normal")[s:s + 1].astype(
+        np.float32)), cfg.windows)[0]
+    torch.testing.assert_close(twin["image"], ref)
+    np.testing.assert_array_equal(lesion["band"][0].numpy(), cf_store.read(sid, "mask")[s] > 0)
+    assert float(twin["band"].sum()) == 0.0
