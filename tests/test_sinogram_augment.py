@@ -133,7 +133,7 @@ def test_mirror_is_an_exact_permutation_when_twice_the_offset_is_an_integer(offs
 def test_mirror_with_start_angle_mirrors_about_the_view0_axis() -> None:
     """With ``start_angle = beta0`` the mirror axis is the line at angle ``beta0``."""
     beta0 = 0.7
-    g = FanBeamGeometry(n_views=90, n_det=101, det_spacing=2.0, sid=400.0, sdd=700.0,
+    g = FanBeamGeometry(n_views=90, n_det=241, det_spacing=2.0, sid=400.0, sdd=700.0,
                         image_size=64, pixel_size=250 / 64, start_angle=beta0)
     ell = _phantom()
     # mirror about the line at beta0 = rotate by -beta0, mirror about x, rotate back

@@ -104,7 +104,7 @@ class PairedDataset(Dataset):
         views = self.config.views
         if views is None or views == self.geometry.n_views:
             return t
-        from sinotriage.preprocess import select_views
+        from sinotriage.operators import select_views
 
         return select_views(t, self.geometry, views)[0].contiguous()
 
@@ -116,8 +116,7 @@ class PairedDataset(Dataset):
         if cfg.views is None and cfg.domain in ("hu", "windowed"):
             hu = self._read(sid, "hu_normal")[s:s + 1].astype(np.float32)
         else:
-            from sinotriage.operators import fbp, mu_to_hu
-            from sinotriage.preprocess import select_views
+            from sinotriage.operators import fbp, mu_to_hu, select_views
             from sinotriage.vocabulary import MU_WATER
 
             sino = torch.from_numpy(self._read(sid, "sinogram_normal")[s:s + 1].astype(np.float32))
