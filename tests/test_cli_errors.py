@@ -201,3 +201,12 @@ def test_triage_refuses_a_scores_csv_with_duplicate_rows(tmp_path):
     assert "line 10: duplicate row for study 's2', scan row (first on line 4)" in line
     assert not (tmp_path / "w.csv").exists()
 
+
+
+def test_ingest_dicom_strict_refuses_a_garbage_file_in_one_line(tmp_path):
+    src = tmp_path / "junk"
+    src.mkdir()
+    (src / "a.dcm").write_bytes(b"\x00" * 300)
+    line = _one_line(_invoke("ingest", "dicom", str(src), "--out", str(tmp_path / "g.zarr"),
+                             "--preset", "tiny", "--workers", "0", "--strict", "--no-progress"), 2)
+    assert line.startswith("error: ") and "a.dcm" in line

@@ -88,14 +88,28 @@ def make_dataset(config: TrainConfig, split: str, store: Any = None):
     """The :class:`~sinotriage.data.SliceDataset` (or ``ScanDataset`` at level "scan")."""
     from sinotriage.data import ScanDataset, SliceDataset
 
+    store = store if store is not None else config.store
+    ids = None
+    if split == "train" and config.train_studies is not None:
+        ids = train_study_subset(store, config.train_studies)
     if config.level == "scan":
-        return ScanDataset(store if store is not None else config.store, split,
-                           domain=config.domain, views=config.views, photons=config.photons,
-                           windows=config.windows, target="binary", depth=config.depth,
-                           cache=config.cache)
-    return SliceDataset(store if store is not None else config.store, split, domain=config.domain,
-                        views=config.views, photons=config.photons, windows=config.windows,
-                        target=config.target, context=config.context, cache=config.cache)
+        return ScanDataset(store, split, domain=config.domain, views=config.views,
+                           photons=config.photons, windows=config.windows, target="binary",
+                           depth=config.depth, cache=config.cache, study_ids=ids)
+    return SliceDataset(store, split, domain=config.domain, views=config.views,
+                        photons=config.photons, windows=config.windows, target=config.target,
+                        context=config.context, cache=config.cache, study_ids=ids)
+
+
+def train_study_subset(store: Any, n: int) -> list[str]:
+    """The ``n`` training studies of ``config.train_studies``: a nested, label-stratified subset
+    (:func:`sinotriage.training.subsets.nested_subset`, fixed order seed 0)."""
+    from sinotriage.io.store import open_store
+    from sinotriage.training.subsets import nested_subset
+
+    st = open_store(store) if isinstance(store, str | os.PathLike) else store
+    recs = [r for r in st.manifest if r["split"] == "train"]
+    return nested_subset([r["study_id"] for r in recs], [int(r.get("label", -1)) for r in recs], n)
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
