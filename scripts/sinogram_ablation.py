@@ -42,7 +42,7 @@ GRID: dict[str, tuple[str, dict]] = {
     "cnn_max_band": ("sino_cnn, max, band loss (weight 1)",
                      dict(model="sino_cnn", model_options={"pooling": "max", "band_head": True},
                           aux_weight_band=1.0)),
-    "mini_unet_slim": ("mini_unet_slim (the quick preset's arm), no augmentation",
+    "mini_unet_slim": ("mini_unet_slim (the previous quick-preset arm), no augmentation",
                        dict(model="mini_unet_slim", model_options={}, augment={})),
 }
 
