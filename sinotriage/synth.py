@@ -13,6 +13,21 @@ number of workers, the order tasks run in, or on interruptions. Per study (one d
    arrays do not depend on the operators' default rule table;
 4. ``store.write_study`` (atomic) with ``hu``, ``sinogram``, ``tissues``, ``mask``, ``labels``.
 
+Counterfactual stores (``counterfactual=True``, off by default; ``sinotriage synth
+--counterfactual``) add, for every study with hemorrhage, its lesion-free twin
+(:func:`sinotriage.phantoms.without_lesions`: same seed, same anatomy and image noise, no blood
+and no mass effect) and the lesion's band in sinogram coordinates:
+
+* ``hu_normal`` (D, N, N) int16: the twin's HU volume;
+* ``sinogram_normal`` (D, V, C) float32: the twin's sinogram with the *same* noise realization,
+  ``sinogram + (project(twin) - project(case))``, so that the pair differs by the lesion (and its
+  mass effect) only;
+* ``band`` (D, V, C) uint8: 1 where the ray crosses at least :data:`BAND_MIN_CHORD` pixels of
+  blood, i.e. the projection of the lesion mask (chord length, mm) thresholded at
+  ``BAND_MIN_CHORD * pixel_size``.
+
+Normal studies have no twin (they are their own counterfactual; their band is empty).
+
 At the end the studies are split train/val/test (stratified by scan label, seeded by ``S``) and the
 manifest is gathered. A rerun with the same arguments writes only the missing studies; a rerun with
 other settings (preset, seed, prevalence, photons) is refused.
@@ -37,7 +52,13 @@ from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.presets import Preset, get_preset
 from sinotriage.vocabulary import MU_WATER
 
-__all__ = ["SynthResult", "synthesize", "synth_study", "study_seeds", "study_id"]
+__all__ = ["BAND_MIN_CHORD", "COUNTERFACTUAL_ARRAYS", "SynthResult", "lesion_band", "synthesize",
+           "synth_study", "study_seeds", "study_id"]
+
+#: a ray is in the lesion band when its chord through blood is at least this many pixels
+BAND_MIN_CHORD = 0.5
+#: the arrays a counterfactual store adds to each study with hemorrhage
+COUNTERFACTUAL_ARRAYS = ("hu_normal", "sinogram_normal", "band")
 
 #: settings that must match when a store is resumed
 _RESUME_KEYS = ("preset", "seed", "prevalence", "photons", "difficulty", "mu_water", "backend",
@@ -65,6 +86,32 @@ def study_seeds(seed: int, index: int, preset: Preset) -> dict[str, int]:
     return {"phantom_seed": phantom_seed, "noise_seed": noise_seed, "n_slices": n_slices}
 
 
+def lesion_band(mask: Any, geometry: Any, backend: str = "torch") -> Any:
+    """The lesion's band in sinogram coordinates: rays crossing blood.
+
+    Parameters
+    ----------
+    mask : torch.Tensor, (D, N, N)
+        Hemorrhage mask (any value > 0 is blood).
+    geometry : Geometry
+        The scanner; ``pixel_size`` sets the threshold.
+    backend : str
+        Projector backend.
+
+    Returns
+    -------
+    torch.Tensor, (D, V, C) uint8
+        1 where the chord through blood (the projection of the mask, mm) is at least
+        ``BAND_MIN_CHORD * geometry.pixel_size``.
+    """
+    import torch
+
+    from sinotriage.operators import project
+
+    chord = project((mask > 0).float(), geometry, backend=backend)
+    return (chord >= BAND_MIN_CHORD * geometry.pixel_size).to(torch.uint8)
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     """Run with ``n`` torch threads (fixed so that float sums are the same in every process)."""
@@ -90,16 +137,18 @@ def synth_study(
     backend: str = "torch",
     device: str = "cpu",
     difficulty: str | None = None,
+    counterfactual: bool = False,
 ) -> bool:
     """Generate and write synthetic study ``index`` of the store at ``path`` (one dask task).
 
-    ``difficulty`` overrides the named preset's lesion difficulty (a custom :class:`Preset`).
+    ``difficulty`` overrides the named preset's lesion difficulty (a custom :class:`Preset`);
+    ``counterfactual`` adds the lesion-free twin and the band (module docstring).
     Returns True when written, False when the study was already complete.
     """
     import torch
 
     from sinotriage.operators import add_poisson_noise, hu_to_mu, project
-    from sinotriage.phantoms import head_ct
+    from sinotriage.phantoms import head_ct, without_lesions
 
     store = open_store(path, mode="r+")
     sid = study_id(index)
@@ -121,7 +170,21 @@ def synth_study(
         mu = hu_to_mu(torch.from_numpy(hu.astype(np.float32)).to(device), mu_water=mu_water)
         clean = project(mu, geometry, backend=backend)
         generator = torch.Generator(device=device).manual_seed(seeds["noise_seed"])
-        sino = add_poisson_noise(clean, photons, generator=generator).cpu()
+        sino = add_poisson_noise(clean, photons, generator=generator)
+        twin = None
+        if counterfactual and case.label:
+            normal = without_lesions(case)
+            hu_normal = np.clip(np.rint(np.asarray(normal.hu, dtype=np.float32)), -32768,
+                                32767).astype(np.int16)
+            mu_n = hu_to_mu(torch.from_numpy(hu_normal.astype(np.float32)).to(device),
+                            mu_water=mu_water)
+            sino_normal = sino + (project(mu_n, geometry, backend=backend) - clean)
+            band = lesion_band(torch.from_numpy(np.array(case.mask)).to(device), geometry,
+                               backend=backend)
+            twin = {"hu_normal": hu_normal,
+                    "sinogram_normal": sino_normal.cpu().numpy().astype(np.float32, copy=False),
+                    "band": band.cpu().numpy()}
+        sino = sino.cpu()
     record = {
         "index": int(index),
         "source": "synthetic",
@@ -130,6 +193,7 @@ def synth_study(
         "spacing": [float(s) for s in case.spacing],
         "tissue_names": [str(n) for n in getattr(case, "tissue_names", ())],
         "phantom": json.loads(json.dumps(getattr(case, "settings", {}), default=str)),
+        "counterfactual": twin is not None,
     }
     arrays = {
         "hu": hu,
@@ -137,6 +201,7 @@ def synth_study(
         "tissues": np.asarray(case.tissues),
         "mask": np.asarray(case.mask),
         "labels": np.asarray(case.labels),
+        **(twin or {}),
     }
     return store.write_study(sid, arrays, record)
 
@@ -164,6 +229,7 @@ def synthesize(
     workers: int = 2,
     scheduler: str | None = None,
     progress: bool = True,
+    counterfactual: bool = False,
 ) -> SynthResult:
     """Write (or complete) a synthetic dataset store of ``n_studies`` head CT studies.
 
@@ -192,6 +258,9 @@ def synthesize(
         the device is part of the settings a resumed store must match.
     workers, scheduler, progress
         Where and how the per-study tasks run (:func:`sinotriage.parallel.run_tasks`).
+    counterfactual : bool
+        Also store each lesion study's lesion-free twin and lesion band (module docstring;
+        off by default). Part of the settings a resumed store must match.
 
     Returns
     -------
@@ -232,6 +301,7 @@ def synthesize(
         "device": device,
         "split_fractions": [float(f) for f in fractions],
         "noise": "transmission Poisson (sinotriage.operators.add_poisson_noise)",
+        "counterfactual": bool(counterfactual),
     }
     out = Path(out)
     store = _open_or_create(out, p, settings)
@@ -240,7 +310,7 @@ def synthesize(
     task = functools.partial(
         synth_study, path=str(out), preset=p.name, difficulty=p.difficulty, seed=int(seed),
         prevalence=float(prevalence),
-        photons=photons, backend=backend, device=device,
+        photons=photons, backend=backend, device=device, counterfactual=bool(counterfactual),
     )
     written = run_tasks(task, todo, workers=workers, scheduler=scheduler,
                         labels=[study_id(i) for i in todo], description="synth studies",
@@ -266,6 +336,11 @@ def _open_or_create(out: Path, p: Preset, settings: dict[str, Any]) -> Store:
                 f"store {out} was built with {key}={old.get(key)!r}, not {settings[key]!r}; "
                 "resume it with the same settings or choose another --out"
             )
+    if bool(old.get("counterfactual", False)) != settings["counterfactual"]:
+        raise ValueError(
+            f"store {out} was built with counterfactual={bool(old.get('counterfactual', False))}, "
+            f"not {settings['counterfactual']}; resume it with the same settings or choose "
+            "another --out")
     if int(old.get("n_studies", 0)) < settings["n_studies"]:
         store.update_attrs(settings={**old, "n_studies": settings["n_studies"]})
     return store

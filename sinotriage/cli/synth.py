@@ -25,6 +25,10 @@ def synth(
     scheduler: str | None = typer.Option(
         None, help="Address of a running dask scheduler (tcp://host:8786); overrides --workers."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    counterfactual: bool = typer.Option(
+        False, "--counterfactual",
+        help="Also store each lesion study's lesion-free twin (hu_normal, sinogram_normal) and "
+             "its lesion band in sinogram coordinates (paired training)."),
 ) -> None:
     """Generate N seeded synthetic head CT studies with simulated sinograms into a zarr store.
 
@@ -42,7 +46,8 @@ def synth(
                                      ) as bar:
         result = synthesize(out, studies, preset=preset, seed=seed, prevalence=prevalence,
                             photons=photons, backend=backend, device=device, workers=workers,
-                            scheduler=scheduler, progress=bar)
+                            scheduler=scheduler, progress=bar,
+                            counterfactual=counterfactual)
     manifest = result.store.manifest
     counts = {s: sum(r["split"] == s for r in manifest) for s in SPLITS}
     positive = sum(r["label"] == 1 for r in manifest)

@@ -70,9 +70,21 @@ def split_plan(n_train: int, n_val: int, n_test: int) -> tuple[int, tuple[float,
 POWERED_SPLIT: int = scans_for_half_width(0.85, 0.06, 0.5) + 8
 
 
+#: the raw-sinogram arm's model and options (docs/results.md, "Raw-sinogram arm and paired
+#: training"): circular view padding, max pooling, random view shift and exact mirror
+SINOGRAM_ARM = {"model": "sino_cnn", "model_kwargs": {"pooling": "max"},
+                "training": {"augment": {"view_shift": True, "detector_flip_prob": 0.5}}}
+
+
+def sinogram_arm(factor: int) -> ArmConfig:
+    """The sinogram arm ``sinogram_x{factor}`` with :data:`SINOGRAM_ARM`'s model and options."""
+    return ArmConfig(name=f"sinogram_x{factor}", domain="sinogram", view_factor=factor,
+                     **SINOGRAM_ARM)
+
+
 def _tiny() -> StudyConfig:
     arms = (
-        ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),
+        sinogram_arm(4),
         ArmConfig(name="recon_x1", domain="recon", view_factor=1),
         ArmConfig(name="recon_x4", domain="recon", view_factor=4),
         ArmConfig(name="windowed_x1", domain="windowed", view_factor=1),
@@ -92,8 +104,8 @@ def quick_arms() -> tuple[ArmConfig, ...]:
     """The arms of the quick preset (sinograms at factors 4 and 16, reconstructions at 1, 4,
     16, windowed at 1 and 16)."""
     return (
-        ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),
-        ArmConfig(name="sinogram_x16", domain="sinogram", view_factor=16),
+        sinogram_arm(4),
+        sinogram_arm(16),
         *(ArmConfig(name=f"recon_x{f}", domain="recon", view_factor=f) for f in (1, 4, 16)),
         *(ArmConfig(name=f"windowed_x{f}", domain="windowed", view_factor=f) for f in (1, 16)),
     )
@@ -115,10 +127,10 @@ def _quick() -> StudyConfig:
         training={"epochs": QUICK_EPOCHS, "batch_size": 32, "lr": 2e-3, "weight_decay": 1e-4,
                   "schedule": "cosine"},
         notes=(
-            "quick preset, sized for 15 minutes on a 2-core CPU (2 seeds, 8 epochs): 64 x 64 "
-            "synthetic data "
-            "(246 x 111 sinograms) with easy lesions; slim models (mini_unet_slim for "
-            "sinograms, densenet_slim for images) instead of mini_unet / densenet121; view "
+            "quick preset, sized for 15 minutes on a 2-core CPU (2 seeds, 8 epochs): 64 x 64 synthetic data "
+            "(246 x 111 sinograms) with easy lesions; small models (sino_cnn with circular "
+            "view padding, max pooling and view-shift / mirror augmentation for sinograms, "
+            "densenet_slim for images) instead of mini_unet / densenet121; view "
             "factors 1, 4, 16 for reconstructions and 4, 16 for sinograms (the full-view "
             "sinogram arm is left out: one epoch of it costs as much as all image arms).",
             f"Validation and test splits of about {POWERED_SPLIT} scans each: a 95% DeLong "
@@ -134,7 +146,7 @@ CURVE_SIZES: tuple[int, ...] = (15, 30, 60, 120, 240, 480, 960)
 def _curve() -> StudyConfig:
     n, fractions = split_plan(CURVE_SIZES[-1], POWERED_SPLIT, POWERED_SPLIT)
     arms = (
-        ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),
+        sinogram_arm(4),
         ArmConfig(name="recon_x1", domain="recon", view_factor=1),
         ArmConfig(name="windowed_x1", domain="windowed", view_factor=1),
     )

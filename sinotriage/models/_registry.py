@@ -24,6 +24,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sinotriage.models.cnn_lstm",
     "sinotriage.models.slice_fusion",
     "sinotriage.models.radnet",
+    "sinotriage.models.sino_cnn",
 )
 
 #: the input domains a model is meant for (documentation only; every model takes any tensor)

@@ -33,7 +33,7 @@ from sinotriage.phantoms.hemorrhage import (
 from sinotriage.phantoms.tissues import BRAIN_TISSUES, TISSUE_NAMES, TISSUES
 
 __all__ = ["DIFFICULTIES", "LABEL_NAMES", "SUBTYPES", "TISSUES", "TISSUE_NAMES", "HeadCT",
-           "brain_mask", "head_ct", "intensity_baseline"]
+           "brain_mask", "head_ct", "intensity_baseline", "without_lesions"]
 
 #: Slice-label columns (RSNA order).
 LABEL_NAMES: tuple[str, ...] = ("any", *SUBTYPES)
@@ -287,3 +287,31 @@ def head_ct(seed: int, n_slices: int = 32, image_size: int = 256, pixel_size: fl
     return HeadCT(hu=hu, tissues=tissues, tissue_names=TISSUE_NAMES, mask=mask, labels=labels,
                   label=int(labels[:, 0].any()), spacing=(float(dz), pixel_size, pixel_size),
                   settings=settings, pure=pure)
+
+
+def without_lesions(case: HeadCT) -> HeadCT:
+    """The counterfactual of ``case``: the same head, drawn from the same seed, without lesions.
+
+    ``head_ct`` draws the anatomy, the lesions and the image noise from three independent
+    children of ``SeedSequence(seed)``, so ``head_ct(seed, ..., subtypes=())`` with the case's
+    other arguments is the same subject with the same noise field and no blood. What differs
+    from ``case`` is the lesions themselves and the mass effect they cause (midline shift,
+    compressed ventricles and sulci near an extra-axial collection).
+
+    Parameters
+    ----------
+    case : HeadCT
+        A case made by :func:`head_ct` (its ``settings`` hold the arguments).
+
+    Returns
+    -------
+    HeadCT
+        ``label`` 0, ``mask`` all zero; a normal case is returned as it is.
+    """
+    if not case.label:
+        return case
+    st = case.settings
+    return head_ct(seed=int(st["seed"]), n_slices=int(st["n_slices"]),
+                   image_size=int(st["image_size"]), pixel_size=float(st["pixel_size"]),
+                   subtypes=(), difficulty=str(st["difficulty"]),
+                   prevalence=float(st["prevalence"]))

@@ -44,7 +44,8 @@ class AugmentConfig(_Strict):
     cutmix_prob: float = Field(0.5, ge=0, le=1, description="Probability of CutMix per batch.")
     detector_flip_prob: float = Field(
         0.0, ge=0, le=1,
-        description="Sinograms: mirror the object (reverse channels and views, see augment.py).",
+        description="Sinograms: mirror the object (views k -> -k, channels reversed about the "
+                    "detector offset; see sinotriage.training.augment).",
     )
     view_shift: bool = Field(
         False, description="Sinograms: circular shift of the views (rotation of the object)."
@@ -139,6 +140,14 @@ class TrainConfig(_Strict):
     )
     pos_weight: float | None = Field(None, gt=0, description="BCE positive-class weight.")
     aux_weight: float = Field(0.5, ge=0, description="Weight of radnet's auxiliary loss.")
+    paired: bool = Field(
+        False, description="Counterfactual pairs: each lesion slice with its lesion-free twin in "
+                           "the same batch (a --counterfactual store; sinotriage.training.paired).",
+    )
+    aux_weight_band: float = Field(
+        0.0, ge=0, description="Weight of the per-pixel lesion-band loss (models with band_head; "
+                               "a --counterfactual store for sinograms).",
+    )
     # optimisation
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="Optimizer.")
     lr: float = Field(1e-3, gt=0, description="Peak learning rate.")

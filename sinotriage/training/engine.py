@@ -421,9 +421,17 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
     image_aug = ImageAugment(config.augment) if config.augment.image_ops else None
-    sino_aug = SinogramAugment(config.augment) if config.augment.sinogram_ops else None
+    sino_aug = SinogramAugment(config.augment, _sinogram_geometry(config, train_ds)) \
+        if config.augment.sinogram_ops else None
+    pairing = None
+    if config.paired or config.aux_weight_band > 0:  # counterfactual pairs / band loss
+        from sinotriage.training.paired import PairedTraining
+
+        pairing = PairedTraining(config, train_ds)
     n_per_epoch = len(_epoch_order(config, train_ds, 0, info))
     batches = max(math.ceil(n_per_epoch / config.batch_size), 1)
+    if pairing is not None:
+        batches = pairing.n_batches(_epoch_order(config, train_ds, 0, info))
     steps_per_epoch = math.ceil(batches / config.accumulation)
     total_steps = steps_per_epoch * config.epochs
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
@@ -443,7 +451,8 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
         g = torch.Generator().manual_seed(config.seed * 7919 + epoch)
         order = _epoch_order(config, train_ds, epoch, info)
         loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=order,
-                            num_workers=config.num_workers)
+                            num_workers=config.num_workers) if pairing is None \
+            else pairing.loader(order)
         size = _size_for_epoch(config, epoch)
         net.train()
         total, count = 0.0, 0
@@ -452,7 +461,11 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
         for b, batch in enumerate(loader):
             x = batch["image"].to(device)
             y = batch["label"].to(device)
-            if sino_aug is not None:
+            band = batch.get("band")
+            if sino_aug is not None and pairing is not None:
+                x, band = pairing.augment(sino_aug, {**batch, "image": x.cpu()}, g)
+                x = x.to(device)
+            elif sino_aug is not None:
                 x = sino_aug(x.cpu(), g).to(device)
             x = prepare_batch(x, config, size)
             if image_aug is not None:
@@ -461,9 +474,18 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
                     config.augment.cutmix_prob:
                 x, y = cutmix(x, y, config.augment.cutmix_alpha, g)
                 batch = {**batch, "label": y}
+            extra = None
             with _autocast(config, device):
-                logits, y, aux = forward_batch(net, x, batch, config)
+                if pairing is not None:
+                    logits, extra = pairing.forward(net, x, band)
+                    logits = logits.float().reshape(-1) if config.target == "binary" \
+                        else logits.float()
+                    y, aux = batch["label"].to(device), None
+                else:
+                    logits, y, aux = forward_batch(net, x, batch, config)
             loss = _loss(config, logits, y, aux)
+            if extra is not None:
+                loss = loss + extra
             scaled = loss / config.accumulation
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
             total += float(loss.detach()) * len(y)
@@ -536,6 +558,14 @@ def _train(config: TrainConfig, info: distributed.DistInfo, resume: bool,
                                     "val_loss": float(best_row.get("val_loss", float("nan")))},
                        metrics_csv=out / "metrics.csv", stopped_early=stopped_early,
                        model=model)
+
+
+def _sinogram_geometry(config: TrainConfig, dataset: Any) -> Any:
+    """Geometry of the training sinograms (full or derived view count), None if unknown."""
+    store = dataset.store
+    if config.views is None or store.geometry is None:
+        return store.geometry
+    return store.derived_geometry(config.views, config.photons)
 
 
 def _progress(config: TrainConfig, info: distributed.DistInfo, epoch: int, n: int):
