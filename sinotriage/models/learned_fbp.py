@@ -1,0 +1,234 @@
+"""The ``learned`` domain: a classifier with a differentiable FBP inside.
+
+``learned_fbp`` takes the raw sinogram ``(B, 1, V, C)`` (line integrals) and runs
+
+1. the fixed fan-to-parallel rebinning of :func:`sinotriage.operators.fbp` (no parameters),
+2. a ramp filter with a learnable gain per frequency (:class:`LearnableFBP`), initialized at the
+   ramp x Hann filter,
+3. the fixed backprojection, as a sparse matrix built once for the geometry (the same bilinear
+   pixel-driven backprojection as the operator's torch backend), and the conversion to HU,
+4. a :class:`~sinotriage.models.learned_window.LearnableWindow` (K windows), then
+5. any image model of the zoo,
+
+trained end to end: learning with a known operator (Maier et al. 2019, "Learning with known
+operators reduces maximum error bounds") rather than asking a network to learn the
+backprojection from a few thousand slices. Only the filter and the windows are learned in
+front of the image model; the exact operator keeps the reconstruction physical at every view
+count.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sinotriage.geometry import FanBeamGeometry, Geometry, geometry_from_dict
+from sinotriage.models._registry import create, register
+from sinotriage.models.learned_window import LearnableWindow, window_layer
+from sinotriage.operators._backends import get as _backend
+from sinotriage.operators._fbp import check_fbp_geometry, rebin_fan_to_parallel
+from sinotriage.operators.filters import filter_response, padded_length
+from sinotriage.operators.units import mu_to_hu
+from sinotriage.vocabulary import MU_WATER
+
+__all__ = ["LearnableFBP", "LearnedDomainModel", "backprojection_matrix"]
+
+
+def backprojection_matrix(angles: np.ndarray, u0: float, du: float, m: int, n: int, d: float,
+                          weight: float) -> torch.Tensor:
+    """The pixel-driven parallel backprojection as a sparse ``(n*n, V*m)`` CSR matrix.
+
+    Row ``r * n + c`` is pixel ``(r, c)`` of an ``n x n`` grid of pitch ``d`` mm (x along the
+    columns, y up the rows); column ``k * m + i`` is channel ``i`` (at ``u0 + i du`` mm) of
+    view ``k`` (angle ``angles[k]`` rad). Each pixel takes its ray's two nearest channels with
+    linear weights (zero outside the detector), times ``weight``: the same sum as
+    ``sinotriage.operators._torch.parallel_fbp_backproject``.
+    """
+    coord = (np.arange(n, dtype=np.float64) - (n - 1) / 2) * d
+    xs, ys = np.meshgrid(coord, -coord)  # (n, n): x along columns, y down the rows
+    pix = np.arange(n * n)
+    rows, cols, vals = [], [], []
+    for k, theta in enumerate(np.asarray(angles, dtype=np.float64)):
+        t = ((xs * math.cos(theta) + ys * math.sin(theta)).ravel() - u0) / du
+        i0 = np.floor(t).astype(np.int64)
+        w1 = t - i0
+        for idx, w in ((i0, 1.0 - w1), (i0 + 1, w1)):
+            ok = (idx >= 0) & (idx < m) & (w > 0)
+            rows.append(pix[ok])
+            cols.append(k * m + idx[ok])
+            vals.append(w[ok] * weight)
+    r, c, v = (np.concatenate(a) for a in (rows, cols, vals))
+    coo = torch.sparse_coo_tensor(torch.as_tensor(np.stack([r, c])),
+                                  torch.as_tensor(v, dtype=torch.float32),
+                                  (n * n, len(angles) * m), check_invariants=True)
+    return _csr(coo)
+
+
+def _csr(coo: torch.Tensor) -> torch.Tensor:
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use only A @ dense
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.coalesce().to_sparse_csr()
+
+
+class _SparseApply(torch.autograd.Function):
+    """``y = A x`` with a constant sparse ``A`` (and its transpose for the backward pass)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, a: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        ctx.at = at
+        return a @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return ctx.at @ grad.contiguous(), None, None
+
+
+def _as_geometry(geometry: Geometry | dict[str, Any]) -> Geometry:
+    return geometry_from_dict(dict(geometry)) if isinstance(geometry, dict) else geometry
+
+
+class LearnableFBP(nn.Module):
+    """Filtered backprojection to HU with a learnable per-frequency filter gain.
+
+    Parameters
+    ----------
+    geometry : FanBeamGeometry or ParallelBeamGeometry or dict
+        The sinograms' geometry (``geometry.to_dict()`` form accepted), at the view count the
+        model will see.
+    mu_water : float
+        Attenuation of water (mm^-1) of the HU conversion.
+
+    Attributes
+    ----------
+    gain : nn.Parameter
+        ``(P // 2 + 1,)``: the filter is ``ramp(f) * gain(f)`` at the rFFT frequencies of the
+        padded rows; initialized at the Hann window, so the start is the operator's
+        ``fbp(..., filter="hann")``.
+
+    Shapes
+    ------
+    ``(B, 1, V, C)`` or ``(B, V, C)`` line integrals -> ``(B, 1, N, N)`` HU.
+    """
+
+    def __init__(self, geometry: Geometry | dict[str, Any], mu_water: float = MU_WATER) -> None:
+        super().__init__()
+        g = _as_geometry(geometry)
+        check_fbp_geometry(g)
+        self.geometry, self.mu_water = g, float(mu_water)
+        _, angles, u0, du, m = self._rows(torch.zeros(1, *g.sinogram_shape))
+        self.m, self.du, self.p = m, du, padded_length(m)
+        ramp = filter_response(m, "ram-lak").float()  # (P // 2 + 1,), unit spacing
+        x = torch.fft.rfftfreq(self.p, dtype=torch.float64) / 0.5  # 1 at Nyquist
+        hann = (0.5 * (1.0 + torch.cos(math.pi * x))).float()  # the "hann" window of filters.py
+        self.register_buffer("ramp", ramp, persistent=False)
+        self.gain = nn.Parameter(hann.clone())
+        a = backprojection_matrix(angles, u0, du, m, g.image_size, g.pixel_size,
+                                  math.pi / len(angles))
+        self._a, self._at = a, _csr(a.to_sparse_coo().t())
+
+    def _rows(self, sino: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, float, float, int]:
+        g = self.geometry
+        if isinstance(g, FanBeamGeometry):
+            kernel = None
+            if sino.device.type == "cpu":
+                nb = _backend("numba")
+                kernel = nb.rebin if nb.available() else None
+            rows, angles, u0, du = rebin_fan_to_parallel(sino.float(), g, rebin_kernel=kernel)
+        else:
+            rows, angles = sino.float(), g.angles
+            u0, du = float(g.det_positions[0]), g.det_spacing
+        return rows, angles, u0, du, rows.shape[-1]
+
+    def response(self) -> torch.Tensor:
+        """The filter ``ramp * gain`` ``(P // 2 + 1,)`` at unit channel spacing."""
+        return self.ramp * self.gain
+
+    def frequencies(self) -> np.ndarray:
+        """The filter's frequencies in cycles per channel (0 to 0.5), ``(P // 2 + 1,)``."""
+        return np.fft.rfftfreq(self.p)
+
+    def reference(self) -> np.ndarray:
+        """The ramp x Hann filter the gain started from, ``(P // 2 + 1,)``."""
+        return filter_response(self.m, "hann").numpy()
+
+    def forward(self, sino: torch.Tensor) -> torch.Tensor:
+        x = sino[:, 0] if sino.ndim == 4 else sino
+        if tuple(x.shape[-2:]) != tuple(self.geometry.sinogram_shape):
+            raise ValueError(f"LearnableFBP: sinogram shape {tuple(x.shape[-2:])} does not match "
+                             f"the geometry's {self.geometry.sinogram_shape}")
+        with torch.no_grad():  # the rebinning has no parameters
+            rows = self._rows(x.detach())[0]
+        if x.requires_grad:  # gradients wrt the input: redo the rebinning under autograd
+            rows = self._rows(x)[0]
+        spec = torch.fft.rfft(rows, n=self.p, dim=-1)
+        q = torch.fft.irfft(spec * (self.response() / self.du), n=self.p, dim=-1)[..., :self.m]
+        b = q.shape[0]
+        n = self.geometry.image_size
+        if self._a.device != q.device:  # the matrices are not buffers: keep checkpoints small
+            self._a, self._at = self._a.to(q.device), self._at.to(q.device)
+        mu = _SparseApply.apply(q.reshape(b, -1).t().contiguous(), self._a, self._at).t().reshape(b, 1, n, n)
+        return mu_to_hu(mu, self.mu_water)
+
+
+class LearnedDomainModel(nn.Module):
+    """Sinogram -> :class:`LearnableFBP` (HU) -> :class:`LearnableWindow` -> image model."""
+
+    def __init__(self, fbp: LearnableFBP, window: LearnableWindow, model: nn.Module) -> None:
+        super().__init__()
+        self.fbp, self.window, self.model = fbp, window, model
+
+    def forward(self, sino: torch.Tensor) -> Any:
+        return self.model(self.window(self.fbp(sino)))
+
+
+@register(
+    "learned_fbp", spatial_dims=(2,), domain="sinogram", input_shape="(B, 1, V, C)",
+    output_shape="(B, num_classes)",
+    paper="Maier et al. 2019 (known operators); Lee et al. 2018 (window setting optimization)",
+    description="FBP with a learnable filter, learnable windows, then an image model",
+)
+def learned_fbp(in_channels: int = 1, num_classes: int = 1, spatial_dims: int = 2, *,
+                geometry: Geometry | dict[str, Any] | None = None,
+                image_model: str = "densenet_slim",
+                window: Any = ("brain", "subdural", "bone"),
+                image_options: dict[str, Any] | None = None,
+                mu_water: float = MU_WATER) -> nn.Module:
+    """Build the ``learned`` domain's model.
+
+    Parameters
+    ----------
+    in_channels : int
+        Must be 1 (one sinogram).
+    num_classes : int
+    spatial_dims : int
+        2 (one slice).
+    geometry : geometry or dict, optional
+        The input sinograms' geometry (the training engine fills it in from the store); default
+        the ``tiny`` data preset's SinoCT-like fan beam (64 x 64 images, 246 x 111 sinograms).
+    image_model : str
+        The zoo model after the windows.
+    window : window spec
+        Initial windows (:func:`~sinotriage.models.learned_window.window_layer`), in HU.
+    image_options : dict, optional
+        Options of the image model.
+    mu_water : float
+        Attenuation of water (mm^-1) of the HU conversion.
+    """
+    if in_channels != 1:
+        raise ValueError(f"learned_fbp reads one sinogram channel, got in_channels={in_channels}")
+    if geometry is None:
+        from sinotriage.geometry import sinoct
+        from sinotriage.presets import get_preset
+
+        p = get_preset("tiny")
+        geometry = sinoct(image_size=p.image_size, n_views=p.n_views, n_det=p.n_det)
+    fbp = LearnableFBP(geometry, mu_water)
+    layer = window_layer(window)
+    net = create(image_model, in_channels=layer.k, num_classes=num_classes, spatial_dims=2,
+                 **dict(image_options or {}))
+    return LearnedDomainModel(fbp, layer, net)
