@@ -125,3 +125,23 @@ def test_loss_terms_see_each_batch_and_add_to_the_loss(tiny_store, tmp_path: Pat
     assert extra.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"] + 1.0,
                                                            abs=1e-5)
     assert extra.history[0]["val_loss"] == pytest.approx(plain.history[0]["val_loss"], abs=1e-6)
+
+
+def test_learned_upstream_layers_train_and_predict(tiny_store, tmp_path: Path) -> None:
+    """A learnable window on HU reconstructions (its levels move in HU, not in HU / 1000) and
+    the learned FBP on raw sinograms train, checkpoint and predict through the engine."""
+    from sinotriage.training.predict import load_model
+
+    cfg = _cfg(tiny_store, tmp_path / "win", domain="recon", views=61, lr=2e-3,
+               model_options={"window": [[0, 2000], [0, 2000], [0, 2000]]})
+    result = train(cfg)
+    levels = [lv for lv, _ in result.model.window.windows()]
+    assert all(0 < abs(lv) < 2 * 3.0 + 1e-3 for lv in levels)  # two Adam steps of 3 HU at most
+    model, _ = load_model(result.best_checkpoint)
+    assert model.window.windows() == result.model.window.windows()
+    cfg = _cfg(tiny_store, tmp_path / "fbp", domain="sinogram", views=61, model="learned_fbp")
+    result = train(cfg)
+    assert np.isfinite(result.history[0]["train_loss"])
+    assert result.model.fbp.geometry.n_views == 61
+    pred = predict(result.best_checkpoint, tiny_store.path, "test")
+    assert np.all(np.isfinite(pred.scores))

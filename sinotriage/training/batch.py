@@ -57,11 +57,39 @@ def build_model(config: TrainConfig) -> torch.nn.Module:
             raise ValueError(f"checkpointing: model {config.model!r} does not support gradient "
                              "checkpointing")
         options["checkpointing"] = True
+    options = _learned_options(config, options)
     dims = 3 if config.level == "scan" and not config.sequence_model else 2
     if config.sequence_model and config.level != "scan":
         raise ValueError(f"model {config.model!r} reads slice sequences; set level: scan")
     return models.create(config.model, in_channels=config.in_channels,
                          num_classes=config.num_classes, spatial_dims=dims, **options)
+
+
+def _learned_options(config: TrainConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """Fill in what learned upstream layers need from the data: HU units and the geometry.
+
+    A ``window`` option on a reconstruction domain gets ``input_scale`` :data:`HU_SCALE`
+    (:func:`prepare_batch` divides HU by it, the window works in HU). ``learned_fbp`` without
+    ``geometry`` gets the store's geometry at ``config.views`` (its sinograms' geometry).
+    """
+    window = options.get("window")
+    if window is not None and config.model != "learned_fbp" and config.domain in ("hu", "recon"):
+        if not isinstance(window, dict):
+            window = {"init": window}
+        options["window"] = {"input_scale": HU_SCALE, **window}
+    if config.model == "learned_fbp" and options.get("geometry") is None:
+        if config.domain != "sinogram":
+            raise ValueError(f"model 'learned_fbp' reads sinograms; set domain: sinogram, got "
+                             f"{config.domain!r}")
+        from sinotriage.io.store import open_store
+
+        store = open_store(config.store)
+        full = store.geometry
+        if full is None:
+            raise ValueError(f"store {config.store} has no geometry; learned_fbp needs one")
+        views = config.views or full.n_views
+        options["geometry"] = store.derived_geometry(views, config.photons).to_dict()
+    return options
 
 
 def prepare_batch(x: torch.Tensor, config: TrainConfig, size: int | None) -> torch.Tensor:
