@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sinotriage.training.config import TrainConfig
 from sinotriage.training.losses import bce_loss, radnet_aux_loss, rsna_weighted_loss
 from sinotriage.vocabulary import LABEL_NAMES
 
-__all__ = ["HU_SCALE", "autocast", "build_model", "compute_loss", "forward_batch", "label_names",
+__all__ = ["HU_SCALE", "autocast", "batch_transforms", "build_model", "item_transform", "compute_loss", "forward_batch", "label_names",
            "make_dataset", "prepare_batch", "scan_auc", "score_dataset"]
 
 
@@ -32,18 +31,36 @@ def label_names(config: TrainConfig) -> tuple[str, ...]:
     return ("any",) if config.target == "binary" else LABEL_NAMES
 
 
+def item_transform(config: TrainConfig) -> Any:
+    """The per-item transform of the config's domain: the windows of ``windowed``, else None.
+
+    ``windowed`` reads the stored reconstruction (or the HU volume when ``views`` is None) and
+    windows it with :class:`sinotriage.transforms.MultiWindowd`.
+    """
+    if config.domain != "windowed":
+        return None
+    from sinotriage.transforms import MultiWindowd
+
+    return MultiWindowd("image", config.windows)
+
+
 def make_dataset(config: TrainConfig, split: str, store: Any = None):
-    """The :class:`~sinotriage.data.SliceDataset` (or ``ScanDataset`` at level "scan")."""
+    """The :class:`~sinotriage.data.SliceDataset` (or ``ScanDataset`` at level "scan").
+
+    The dataset returns the stored domain (``hu``, ``recon`` or ``sinogram``); windows are the
+    :func:`item_transform`, scaling, binning and resizing :func:`prepare_batch`'s transforms.
+    """
     from sinotriage.data import ScanDataset, SliceDataset
 
+    domain = config.domain
+    if domain == "windowed":
+        domain = "hu" if config.views is None else "recon"
+    common = dict(domain=domain, views=config.views, photons=config.photons,
+                  cache=config.cache, transform=item_transform(config))
+    source = store if store is not None else config.store
     if config.level == "scan":
-        return ScanDataset(store if store is not None else config.store, split,
-                           domain=config.domain, views=config.views, photons=config.photons,
-                           windows=config.windows, target="binary", depth=config.depth,
-                           cache=config.cache)
-    return SliceDataset(store if store is not None else config.store, split, domain=config.domain,
-                        views=config.views, photons=config.photons, windows=config.windows,
-                        target=config.target, context=config.context, cache=config.cache)
+        return ScanDataset(source, split, target="binary", depth=config.depth, **common)
+    return SliceDataset(source, split, target=config.target, context=config.context, **common)
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:
@@ -92,27 +109,35 @@ def _learned_options(config: TrainConfig, options: dict[str, Any]) -> dict[str, 
     return options
 
 
-def prepare_batch(x: torch.Tensor, config: TrainConfig, size: int | None) -> torch.Tensor:
-    """The model input of a ``(B, K, H, W)`` batch: HU scaling, detector binning, resizing.
+def batch_transforms(config: TrainConfig, shape: tuple[int, ...], size: int | None) -> list[Any]:
+    """The :mod:`sinotriage.transforms` that turn a loader batch into the model input.
 
-    Reconstructions (domains ``hu`` and ``recon``) are divided by :data:`HU_SCALE` (1000 HU), so
-    water is 0 and air -1, a range the networks' first layers train well on; windowed images are
-    already in [0, 1] and sinograms (line integrals) are of order 1. Sinograms are binned along
-    the channels by ``detector_factor`` (:func:`sinotriage.operators.subsampling.bin_channels`).
+    Reconstructions (domains ``hu`` and ``recon``) are divided by :data:`HU_SCALE` (1000 HU,
+    :class:`~sinotriage.transforms.ScaleHU`), so water is 0 and air -1, a range the networks'
+    first layers train well on; windowed images are already in [0, 1] and sinograms (line
+    integrals) are of order 1. Sinograms are binned along the channels by ``detector_factor``
+    (:class:`~sinotriage.transforms.BinDetectors`); images are resized to ``size``
+    (:class:`~sinotriage.transforms.ResizeSlices`, antialiased when shrinking).
     """
-    from sinotriage.operators.subsampling import bin_channels
+    from sinotriage.transforms import BinDetectors, ResizeSlices, ScaleHU
 
+    steps: list[Any] = []
     if config.domain in ("hu", "recon"):
-        x = x / HU_SCALE
+        steps.append(ScaleHU(HU_SCALE))
     if config.detector_factor > 1:
-        x = bin_channels(x, config.detector_factor)
-    if size is None or tuple(x.shape[-2:]) == (size, size):
-        return x
-    lead = x.shape[:-2]
-    flat = x.reshape(-1, 1, *x.shape[-2:]) if x.ndim != 4 else x
-    flat = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=size < min(x.shape[-2:]))
-    return flat.reshape(*lead, size, size)
+        steps.append(BinDetectors(config.detector_factor))
+        shape = (*shape[:-1], shape[-1] // config.detector_factor)
+    if size is not None and tuple(shape[-2:]) != (size, size):
+        steps.append(ResizeSlices(size, antialias=size < min(shape[-2:])))
+    return steps
+
+
+def prepare_batch(x: torch.Tensor, config: TrainConfig, size: int | None) -> torch.Tensor:
+    """The model input of a ``(B, K, H, W)`` (or ``(B, K, D, H, W)``) batch: the
+    :func:`batch_transforms` in order."""
+    for step in batch_transforms(config, tuple(x.shape), size):
+        x = step(x)
+    return x
 
 
 def _logits(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
