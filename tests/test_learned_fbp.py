@@ -82,3 +82,22 @@ def test_learned_model_end_to_end_at_several_view_counts() -> None:
         assert float(net.window.level.grad.abs().max()) > 0
     np.testing.assert_allclose(net.fbp.response().detach().numpy(), net.fbp.reference(),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_learned_parameters_read_back() -> None:
+    from sinotriage.models.learned_fbp import learned_parameters
+
+    g = sinoct(image_size=16, n_views=12, n_det=15)
+    net = models.create("learned_fbp", geometry=g, window=["brain", (0, 2000)])
+    with torch.no_grad():
+        net.window.level[1] += 35.0
+        net.fbp.gain.mul_(2.0)
+    got = learned_parameters(net)
+    assert got["windows"][0] == pytest.approx({"level": 40, "width": 80, "init_level": 40,
+                                              "init_width": 80})
+    assert got["windows"][1]["level"] == pytest.approx(35.0)
+    f = got["filter"]
+    assert len(f["frequency"]) == len(f["response"]) == len(f["reference"])
+    np.testing.assert_allclose(f["response"], 2 * np.asarray(f["reference"]), rtol=1e-5,
+                               atol=1e-7)
+    assert learned_parameters(models.create("densenet_slim")) is None

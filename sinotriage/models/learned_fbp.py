@@ -36,7 +36,7 @@ from sinotriage.operators.filters import filter_response, padded_length
 from sinotriage.operators.units import mu_to_hu
 from sinotriage.vocabulary import MU_WATER
 
-__all__ = ["LearnableFBP", "LearnedDomainModel", "backprojection_matrix"]
+__all__ = ["LearnableFBP", "LearnedDomainModel", "backprojection_matrix", "learned_parameters"]
 
 
 def backprojection_matrix(angles: np.ndarray, u0: float, du: float, m: int, n: int, d: float,
@@ -232,3 +232,28 @@ def learned_fbp(in_channels: int = 1, num_classes: int = 1, spatial_dims: int = 
     net = create(image_model, in_channels=layer.k, num_classes=num_classes, spatial_dims=2,
                  **dict(image_options or {}))
     return LearnedDomainModel(fbp, layer, net)
+
+
+def learned_parameters(model: nn.Module) -> dict[str, Any] | None:
+    """What a model learned upstream of its image network, as JSON-ready lists.
+
+    Returns ``{"windows": [{"level", "width", "init_level", "init_width"}, ...]}`` (HU) for
+    each :class:`~sinotriage.models.learned_window.LearnableWindow`, and for a
+    :class:`LearnableFBP` also ``"filter": {"frequency", "response", "reference", "ramp"}``
+    (cycles per channel; responses at unit channel spacing; ``reference`` is the ramp x Hann
+    start, ``ramp`` the plain ramp). None when the model has neither.
+    """
+    out: dict[str, Any] = {}
+    for module in model.modules():
+        if isinstance(module, LearnableWindow) and "windows" not in out:
+            out["windows"] = [
+                {"level": lv, "width": wd, "init_level": il, "init_width": iw}
+                for (lv, wd), (il, iw) in zip(module.windows(), module.initial, strict=True)]
+        if isinstance(module, LearnableFBP) and "filter" not in out:
+            out["filter"] = {
+                "frequency": module.frequencies().tolist(),
+                "response": module.response().detach().cpu().double().tolist(),
+                "reference": module.reference().tolist(),
+                "ramp": module.ramp.detach().cpu().double().tolist(),
+            }
+    return out or None
