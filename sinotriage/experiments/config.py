@@ -9,7 +9,11 @@ domain      what the model sees
 sinogram    the sinogram (line integrals, V x C) at ``full_views / view_factor`` views
 recon       the FBP reconstruction in HU (one channel) from that many views
 windowed    the reconstruction through named CT windows (one channel per window)
+learned_window  the reconstruction in HU through learnable windows (K = 3), then the image model
+learned     the sinogram through a learnable-filter FBP, learnable windows and the image model
 ==========  ===========================================================================
+
+The learned arms are described in :mod:`sinotriage.experiments.learned`.
 
 Configs are pydantic models: unknown keys are rejected and the error names the key. They load
 from YAML with :func:`load_study_config` and every preset is a config
@@ -26,9 +30,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sinotriage.experiments.learned import WIDE_START
 from sinotriage.metrics import AGGREGATIONS
 
-DOMAINS: tuple[str, ...] = ("sinogram", "recon", "windowed")
+DOMAINS: tuple[str, ...] = ("sinogram", "recon", "windowed", "learned_window", "learned")
 STUDY_PRESETS: tuple[str, ...] = ("tiny", "quick", "standard", "sinoct")
 DEFAULT_WINDOWS: tuple[str, ...] = ("brain", "subdural", "bone")
 
@@ -41,13 +46,15 @@ class ArmConfig(_Strict):
     """One arm of the study."""
 
     name: str = Field(description="Unique arm name, used for file names (letters, digits, _ -).")
-    domain: Literal["sinogram", "recon", "windowed"] = Field(description="Input domain.")
+    domain: Literal["sinogram", "recon", "windowed", "learned_window", "learned"] = Field(
+        description="Input domain.")
     view_factor: int = Field(1, ge=1, description="Views = full views // view_factor.")
     model: str | None = Field(
         None, description="Model name in the zoo; default the study's sinogram or image model."
     )
     windows: tuple[str, ...] = Field(
-        DEFAULT_WINDOWS, description="Window names (channels) of a windowed arm."
+        DEFAULT_WINDOWS,
+        description="Window names (channels) of a windowed arm; the start of a learned arm's.",
     )
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra model options.")
 
@@ -60,16 +67,30 @@ class ArmConfig(_Strict):
         return v
 
 
+def learned_arms(factors: tuple[int, ...], window_factor: int = 1) -> list[ArmConfig]:
+    """The learned arms: the learnable window on FBP (from the clinical windows and from a wide
+    start, at ``window_factor``) and the learned FBP at each view factor."""
+    return [
+        ArmConfig(name=f"recon_learned_window_x{window_factor}", domain="learned_window",
+                  view_factor=window_factor),
+        ArmConfig(name=f"recon_learned_window_wide_x{window_factor}", domain="learned_window",
+                  view_factor=window_factor,
+                  model_kwargs={"window": [list(w) for w in WIDE_START]}),
+        *(ArmConfig(name=f"learned_x{f}", domain="learned", view_factor=f) for f in factors),
+    ]
+
+
 def default_arms(
     factors: tuple[int, ...] = (1, 2, 4, 8, 16), windowed_factors: tuple[int, ...] = (1, 16)
 ) -> list[ArmConfig]:
-    """The SinoCT grid: sinogram and reconstruction at each view factor, windowed at a few."""
+    """The SinoCT grid: sinogram and reconstruction at each view factor, windowed at a few,
+    and the learned arms (:func:`learned_arms`)."""
     arms = [ArmConfig(name=f"sinogram_x{f}", domain="sinogram", view_factor=f) for f in factors]
     arms += [ArmConfig(name=f"recon_x{f}", domain="recon", view_factor=f) for f in factors]
     arms += [
         ArmConfig(name=f"windowed_x{f}", domain="windowed", view_factor=f) for f in windowed_factors
     ]
-    return arms
+    return arms + learned_arms(factors)
 
 
 class TrainingBudget(_Strict):
@@ -248,14 +269,17 @@ def study_preset(name: str) -> StudyConfig:
     """The study config of a preset.
 
     ``tiny``
-        Smoke test: the tiny data preset, 24 studies, four arms (sinogram x4, recon x1 and x4,
-        windowed x1), slim models, one epoch of 64 slices. A minute or two on CPU.
+        Smoke test: the tiny data preset, 24 studies, four fixed arms (sinogram x4, recon x1 and
+        x4, windowed x1) and the learned arms (learnable windows from the clinical and the wide
+        start at x1, learned FBP at x1 and x4), slim models, one epoch of 64 slices. A few
+        minutes on CPU.
     ``quick``
         The README's first command, budgeted for a 2-core CPU in at most 15 minutes including data
         synthesis: 200 studies of the tiny data preset (64 x 64 images, 246 x 111 sinograms) with
         easy lesions, slim models (``mini_unet_slim``, ``densenet_slim``), 15 epochs, and a
         reduced grid (sinograms at factors 4 and 16, reconstructions at 1, 4, 16, windowed at 1
-        and 16).
+        and 16), plus the learned arms (learnable windows at 1 from both starts, learned FBP at
+        1, 4 and 16).
     ``standard``
         The full SinoCT grid (factors 1, 2, 4, 8, 16) on 256 x 256 data with the default models
         (``mini_unet``, ``densenet121``); for a GPU.
@@ -270,6 +294,7 @@ def study_preset(name: str) -> StudyConfig:
             ArmConfig(name="recon_x1", domain="recon", view_factor=1),
             ArmConfig(name="recon_x4", domain="recon", view_factor=4),
             ArmConfig(name="windowed_x1", domain="windowed", view_factor=1),
+            *learned_arms((1, 4)),
         )
         return StudyConfig(
             name="tiny smoke study", data_preset="tiny", n_studies=24, seed=0, arms=arms,
@@ -285,6 +310,7 @@ def study_preset(name: str) -> StudyConfig:
             ArmConfig(name="sinogram_x16", domain="sinogram", view_factor=16),
             *(ArmConfig(name=f"recon_x{f}", domain="recon", view_factor=f) for f in (1, 4, 16)),
             *(ArmConfig(name=f"windowed_x{f}", domain="windowed", view_factor=f) for f in (1, 16)),
+            *learned_arms((1, 4, 16)),
         )
         return StudyConfig(
             name="quick study (CPU)", data_preset="tiny", difficulty="easy", n_studies=200,
@@ -326,6 +352,7 @@ __all__ = [
     "StudyConfig",
     "TrainingBudget",
     "default_arms",
+    "learned_arms",
     "load_study_config",
     "study_config_from_dict",
     "study_preset",

@@ -12,6 +12,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from sinotriage.experiments.learned import learned_markdown
+
 #: table columns: (title, key in the arm record, format)
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Arm", "name", "text"),
@@ -34,6 +36,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("auc_vs_views", "AUC against the number of projections, with 95% DeLong confidence bands"),
     ("example", "An example test study as each arm sees it"),
     ("queue", "Reading-queue simulation: waits of positive studies"),
+    ("learned_windows", "Learned windows against the clinical brain, subdural and bone windows"),
+    ("learned_filter", "Learned reconstruction filters against the ramp and the ramp x Hann start"),
 )
 
 
@@ -116,6 +120,9 @@ def render_markdown(results: Mapping[str, Any], config_yaml: str = "") -> str:
             out.append("")
             out.append(f"*{caption}.*")
             out.append("")
+    section = learned_markdown(results["arms"])
+    if section:
+        out += [section]
     queue = results.get("queue")
     if queue:
         out += ["## Reading-queue simulation", "", queue["description"], "", queue["table"], ""]
@@ -190,6 +197,12 @@ def render_html(
             data = base64.b64encode(images[key]).decode("ascii")
             parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{esc(caption)}.</figcaption></figure>")
+    section = learned_markdown(results["arms"])
+    if section:
+        lines = section.splitlines()
+        parts += [f"<h2>{esc(lines[0].lstrip('# '))}</h2>", f"<p>{esc(lines[2])}</p>",
+                  _md_table_to_html(section)]
+        parts += [f"<p>{esc(ln)}</p>" for ln in lines[3:] if ln and not ln.startswith("|")]
     queue = results.get("queue")
     if queue:
         parts += ["<h2>Reading-queue simulation</h2>", f"<p>{esc(queue['description'])}</p>",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sinotriage.experiments.learned import LEARNED_DOMAINS, train_fields
 from sinotriage.experiments.runner import ArmJob, ArmOutput
 
 
@@ -36,6 +37,9 @@ def train_config(job: ArmJob) -> Any:
         "device": job.device,
         "progress": False,  # the study shows its own display (one rich live display at a time)
     }
+    if job.arm.domain in LEARNED_DOMAINS:
+        fields.update(train_fields(job.arm.domain, job.arm.windows, job.model,
+                                   job.arm.model_kwargs))
     fields.update(budget.extra)
     try:
         return TrainConfig(**fields)
@@ -64,9 +68,15 @@ def train_arm(job: ArmJob) -> ArmOutput:
         [*parts[0].labels, *parts[1].labels], [*parts[0].scores, *parts[1].scores],
         parts[0].label_names,
     )
+    extra: dict[str, Any] = {}
+    if job.arm.domain in LEARNED_DOMAINS:
+        from sinotriage.models.learned_fbp import learned_parameters
+        from sinotriage.training import load_model
+
+        extra["learned"] = learned_parameters(load_model(result.best_checkpoint)[0])
     return ArmOutput(merged, epochs=len(result.history),
                      best_val_auc=result.val_metrics.get("val_auc"),
-                     checkpoint=str(result.best_checkpoint))
+                     checkpoint=str(result.best_checkpoint), extra=extra)
 
 
 __all__ = ["train_arm", "train_config"]
