@@ -171,8 +171,9 @@ class LearnableFBP(nn.Module):
         n = self.geometry.image_size
         if self._a.device != q.device:  # the matrices are not buffers: keep checkpoints small
             self._a, self._at = self._a.to(q.device), self._at.to(q.device)
-        mu = _SparseApply.apply(q.reshape(b, -1).t().contiguous(), self._a, self._at).t().reshape(b, 1, n, n)
-        return mu_to_hu(mu, self.mu_water)
+        mu = _SparseApply.apply(q.reshape(b, -1).t().contiguous(), self._a, self._at)
+        # (N*N, B) -> a contiguous (B, 1, N, N): convolutions on the transposed strides are slow
+        return mu_to_hu(mu.t().contiguous().view(b, 1, n, n), self.mu_water)
 
 
 class LearnedDomainModel(nn.Module):

@@ -15,7 +15,9 @@ outside the window too, so a window that starts in the wrong place can still mov
 gradient is computed as ``sigmoid(z) sigmoid(-z)`` rather than autograd's ``y (1 - y)``, which
 is exactly 0 in float32 once ``y`` rounds to 1 (``z > 17``); it decays as
 ``exp(-2 s |hu - L| / W)``, so a narrow window feels HU values a few widths away and a wide
-start (e.g. level 0, width 2000 HU) feels the whole CT range.
+start (e.g. level 0, width 2000 HU) feels the whole CT range. The sigmoid's argument is limited
+to +-60 (output within 1e-26 of its bounds), which keeps float32 subnormals, slow on CPUs, out
+of the image model.
 
 The parameters are the levels ``L`` (HU) and the log-widths ``log W`` (W in HU), each with a
 learning rate of its own (:meth:`LearnableWindow.param_groups`, used by the training engine):
@@ -65,11 +67,18 @@ def _resolve(spec: WindowSpec) -> tuple[float, float]:
     return level, width
 
 
+#: the sigmoid's argument is limited to +-Z_MAX: its output stays 1e-26 or more from 0 and 1,
+#: out of float32's subnormal range, where CPU arithmetic in the next layers is many times slower
+Z_MAX = 60.0
+
+
 class _Sigmoid(torch.autograd.Function):
-    """``sigmoid(z)`` whose backward is ``sigmoid(z) sigmoid(-z)`` (no float32 cancellation)."""
+    """``sigmoid(z)`` whose backward is ``sigmoid(z) sigmoid(-z)`` (no float32 cancellation);
+    ``z`` limited to ``+-Z_MAX``."""
 
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor) -> torch.Tensor:
+        z = z.clamp(-Z_MAX, Z_MAX)
         ctx.save_for_backward(z)
         return torch.sigmoid(z)
 
@@ -142,7 +151,7 @@ class LearnableWindow(nn.Module):
         level = self.level.view(shape)
         width = self.log_width.exp().view(shape)
         y = _Sigmoid.apply((2.0 * SLOPE) * (hu.unsqueeze(2) - level) / width)  # (B, C, K, ...)
-        return y.flatten(1, 2)
+        return y.flatten(1, 2).contiguous()
 
     def extra_repr(self) -> str:
         text = ", ".join(f"{lv:.0f}/{wd:.0f}" for lv, wd in self.windows())
