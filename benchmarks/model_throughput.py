@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from sinotriage import models
+from sinotriage.io.files import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -123,11 +124,6 @@ def throughput_markdown(info: dict) -> list[str]:
     return md
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -144,15 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         info = json.loads((args.out / "model_throughput_cpu.json").read_text())
         md = throughput_markdown(info)
         print("\n".join(md))
-        _write_atomic(args.out / "model_throughput_cpu.md", "\n".join(md) + "\n")
+        atomic_write_text(args.out / "model_throughput_cpu.md", "\n".join(md) + "\n")
         return 0
     if args.only in (None, "params"):
         rows = parameter_counts()
         md = ["| model | spatial dims | parameters |", "| --- | ---: | ---: |"]
         md += [f"| {r['model']} | {r['spatial_dims']}D | {r['parameters']:,} |" for r in rows]
         print("\n".join(md))
-        _write_atomic(args.out / "model_params.json", json.dumps(rows, indent=2) + "\n")
-        _write_atomic(args.out / "model_params.md", "\n".join(md) + "\n")
+        atomic_write_text(args.out / "model_params.json", json.dumps(rows, indent=2) + "\n")
+        atomic_write_text(args.out / "model_params.md", "\n".join(md) + "\n")
     if args.only in (None, "throughput"):
         from rich.progress import track
 
@@ -171,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         md = throughput_markdown(info)
         print("\n".join(md))
-        _write_atomic(args.out / "model_throughput_cpu.json", json.dumps(info, indent=2) + "\n")
-        _write_atomic(args.out / "model_throughput_cpu.md", "\n".join(md) + "\n")
+        atomic_write_text(args.out / "model_throughput_cpu.json", json.dumps(info, indent=2) + "\n")
+        atomic_write_text(args.out / "model_throughput_cpu.md", "\n".join(md) + "\n")
     return 0
 
 

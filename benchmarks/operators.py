@@ -7,13 +7,25 @@ Times ``project``, ``backproject`` and ``fbp`` of every available backend at 512
 giga-interpolations/s = V * N^2 * batch / time) and writes JSON and Markdown to
 ``benchmarks/results/operators_<device>.{json,md}``.
 
-Timings: one warm-up call (JIT compilation, FFT plans, the ``auto`` measurement), then the
-median of ``--repeats`` calls. Cases whose batch-1 time predicts more than ``--budget``
-seconds per call are skipped and reported as such.
+Timings: one warm-up call (JIT compilation, FFT plans), then the median of ``--repeats``
+calls, through a cached :class:`~sinotriage.operators.Operator` per case and backend
+(``auto`` is the default rule of ``sinotriage.operators.RULES``). Cases whose batch-1 time
+predicts more than ``--budget`` seconds per call are skipped and reported as such.
+
+``--targets`` runs only the issue's target measurements (a few minutes on two cores) and
+merges them into the results file, keeping the last full table:
+
+- batched (32) SinoCT fan FBP at 512 px split into rebinning, filtering and backprojection,
+  against ASTRA's CPU parallel FBP per interpolation (one interpolation = one backprojected
+  view at one pixel: the fan FBP backprojects ``V / 2 = 492`` rebinned views, ASTRA 720);
+- ``fbp`` forward and forward + backward on the numba path, 64 x 64, 246 views, batch 32;
+- batch-1 per-call overhead saved by a cached ``Operator`` against the function form, at
+  64 and 512 px.
 
 Usage::
 
     python benchmarks/operators.py                 # CPU, writes operators_cpu.json
+    python benchmarks/operators.py --targets       # the targets only (merged into it)
     python benchmarks/operators.py --device cuda   # on a GPU machine
     python benchmarks/operators.py --quick         # small smoke run (128 px)
 """
@@ -33,8 +45,10 @@ import numpy as np
 import torch
 
 from sinotriage.geometry import ParallelBeamGeometry, sinoct
-from sinotriage.operators import backproject, fbp, project
+from sinotriage.operators import Operator, fbp, project
 from sinotriage.operators._backends import candidates
+from sinotriage.operators._fbp import fbp_layout
+from sinotriage.operators.filters import ramp_filter
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -100,10 +114,7 @@ def run(device: torch.device, n: int, batches: list[int], repeats: int, budget: 
                         continue
                     x = (_phantom(n, b, device) if op == "project"
                          else sino1.expand(b, *sino1.shape[1:]).contiguous())
-                    fn = {"project": lambda x=x, be=be, g=g: project(x, g, backend=be),
-                          "backproject": (lambda x=x, be=be, g=g:
-                                          backproject(x, g, backend=be)),
-                          "fbp": lambda x=x, be=be, g=g: fbp(x, g, backend=be)}[op]
+                    fn = lambda x=x, f=getattr(Operator(g, be), op): f(x)  # noqa: E731
                     reps = repeats if (est is None or est * b < 5) else 1
                     sec = _time(fn, device, reps)
                     est = sec / b
@@ -147,6 +158,108 @@ def _references(g: ParallelBeamGeometry, n: int, repeats: int,
     except ImportError as exc:  # pragma: no cover
         out.append(_row("parallel 720x736", "fbp", "skimage (reference)", 1, g.n_views, n, None,
                         f"unavailable: {exc}"))
+    return out
+
+
+def _astra_fbp_seconds(n: int, repeats: int) -> tuple[float, int] | None:
+    """ASTRA's single-threaded CPU parallel FBP of one 720 x 736 slice: (seconds, views)."""
+    from sinotriage.operators import _astra
+
+    if not _astra.available():
+        return None
+    g = ParallelBeamGeometry(n_views=720, n_det=int(736 * n / 512), det_spacing=250 / n,
+                             image_size=n, pixel_size=250 / n)
+    sino = project(_phantom(n, 1, torch.device("cpu")), g)[0].numpy()
+    return _time(lambda: _astra.reference_fbp(sino, g), torch.device("cpu"), repeats), 720
+
+
+def fan_fbp_split(n: int, batch: int, repeats: int) -> dict:
+    """Batched numba fan FBP at ``n`` px (SinoCT 984 x 888), whole and by step (seconds)."""
+    from sinotriage.operators import _numba
+
+    g = sinoct(n)
+    op = Operator(g, "numba")
+    y = project(_phantom(n, 1, torch.device("cpu")), g, backend="numba")
+    y = y.expand(batch, *g.sinogram_shape).contiguous()
+    lay, plan = fbp_layout(g), op._plan
+    rows = _numba.rebin(y, lay.t, lay.shift, lay.fold, plan)
+    q = ramp_filter(rows, lay.du)
+    cpu = torch.device("cpu")
+    out = {
+        "fbp": _time(lambda: op.fbp(y), cpu, repeats),
+        "rebin": _time(lambda: _numba.rebin(y, lay.t, lay.shift, lay.fold, plan), cpu, repeats),
+        "filter": _time(lambda: ramp_filter(rows, lay.du), cpu, repeats),
+        "backprojection": _time(lambda: _numba.fbp_backproject(
+            q, lay.angles, lay.u0, lay.du, n, g.pixel_size, lay.weight, plan), cpu, repeats),
+    }
+    out["other (checks, copies)"] = out["fbp"] - out["rebin"] - out["filter"] - out[
+        "backprojection"]
+    out["backprojected_views"] = len(lay.angles)
+    return out
+
+
+def fbp_forward_backward(repeats: int) -> dict:
+    """numba fbp at 64 x 64, 246 views x 111 channels (the tiny preset), batch 32."""
+    g = sinoct(64, 246, 111)
+    op = Operator(g, "numba")
+    y = torch.rand(32, *g.sinogram_shape, generator=torch.Generator().manual_seed(0))
+    cpu = torch.device("cpu")
+
+    def fwd_bwd():
+        yy = y.clone().requires_grad_()
+        out = op.fbp(yy)
+        out.backward(torch.ones_like(out))
+
+    with torch.no_grad():
+        fwd = _time(lambda: op.fbp(y), cpu, repeats)
+    both = _time(fwd_bwd, cpu, repeats)
+    return {"forward_s": fwd, "forward_backward_s": both, "ratio": both / fwd}
+
+
+def call_overhead(repeats: int) -> list[dict]:
+    """Batch-1 seconds per call, function form vs a cached Operator (same backend)."""
+    rows = []
+    cpu = torch.device("cpu")
+    for n, g in ((64, sinoct(64, 246, 111)), (512, sinoct(512))):
+        x = _phantom(n, 1, cpu)
+        y = project(x, g, backend="numba")
+        op = Operator(g, "numba")
+        for name, f_fn, f_op, arg in (
+                ("project", lambda a, g=g: project(a, g, backend="numba"), op, x),
+                ("fbp", lambda a, g=g: fbp(a, g, backend="numba"), op.fbp, y)):
+            reps = repeats * (5 if n == 64 else 1)
+            t_fn = _time(lambda f=f_fn, a=arg: f(a), cpu, reps)
+            t_op = _time(lambda f=f_op, a=arg: f(a), cpu, reps)
+            rows.append(dict(image_size=n, op=name, function_s=t_fn, operator_s=t_op,
+                             saved_ms=1e3 * (t_fn - t_op)))
+            print(f"batch 1, {n} px, {name}: function {1e3 * t_fn:.1f} ms, cached Operator "
+                  f"{1e3 * t_op:.1f} ms, saved {1e3 * (t_fn - t_op):.1f} ms", flush=True)
+    return rows
+
+
+def targets(repeats: int) -> dict:
+    """The issue's target measurements, in one run (see the module docstring)."""
+    n, batch = 512, 32
+    split = fan_fbp_split(n, batch, repeats)
+    for k, v in split.items():
+        print(f"fan FBP {n} px batch {batch}: {k} = {v:.3f}",
+              flush=True)
+    out: dict = {"fan_fbp_split_s": split}
+    ast = _astra_fbp_seconds(n, repeats)
+    if ast is not None:
+        sec, views = ast
+        ours = split["backprojected_views"] * n * n * batch / split["fbp"]
+        theirs = views * n * n / sec
+        out["astra_fbp_s"] = sec
+        out["fan_fbp_vs_astra_per_interpolation"] = ours / theirs
+        out["fan_fbp_ms_per_slice"] = 1e3 * split["fbp"] / batch
+        print(f"ASTRA CPU FBP 720 views: {sec:.3f} s; ours per interpolation: "
+              f"{ours / theirs:.1f}x ASTRA", flush=True)
+    fb = fbp_forward_backward(repeats)
+    print(f"fbp 64 px 246 views batch 32: forward {1e3 * fb['forward_s']:.1f} ms, forward + "
+          f"backward {1e3 * fb['forward_backward_s']:.1f} ms ({fb['ratio']:.2f}x)", flush=True)
+    out["fbp_forward_backward_64px_b32"] = fb
+    out["call_overhead_batch1"] = call_overhead(repeats)
     return out
 
 
@@ -211,12 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", nargs="+", default=None,
                     help="restrict to these backends (auto, torch, numba, astra)")
     ap.add_argument("--quick", action="store_true", help="128 px, batches 1 and 8")
+    ap.add_argument("--targets", action="store_true",
+                    help="only the target measurements, merged into the results file")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("--device cuda: torch.cuda.is_available() is False", file=sys.stderr)
         return 2
+    if args.targets:
+        return _main_targets(args)
     n = 128 if args.quick else 512
     batches = [1, 8] if args.quick else args.batches
     print(f"{'case':<20} {'op':<12} {'backend':<28} {'B':>3} {'ms/slice':>10} {'slices/s':>9} "
@@ -237,6 +354,56 @@ def main(argv: list[str] | None = None) -> int:
     _write(out, json.dumps(dict(meta=meta, summary=summ, rows=rows), indent=1))
     _write(out.with_suffix(".md"), markdown(rows, meta, summ))
     print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+def _meta(args) -> dict:
+    return dict(device=args.device, device_name=platform.processor() or platform.machine(),
+                cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
+                torch=torch.__version__, python=platform.python_version(),
+                load_average=os.getloadavg(), repeats=args.repeats,
+                time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _targets_markdown(t: dict, meta: dict) -> str:
+    sp = t["fan_fbp_split_s"]
+    lines = ["## Targets", "",
+             f"Run {meta['time']} on {meta['cpu_count']} CPUs, {meta['threads']} threads, load "
+             f"average {', '.join(f'{x:.1f}' for x in meta['load_average'])} (a shared, loaded "
+             "machine: absolute times are pessimistic).", "",
+             "| SinoCT fan FBP, 512 px, batch 32 (numba) | s per batch | share |",
+             "|---|---:|---:|"]
+    for k in ("rebin", "filter", "backprojection", "other (checks, copies)", "fbp"):
+        lines.append(f"| {k} | {sp[k]:.3f} | {100 * sp[k] / sp['fbp']:.0f}% |")
+    lines.append("")
+    if "fan_fbp_vs_astra_per_interpolation" in t:
+        lines.append(f"- fan FBP {t['fan_fbp_ms_per_slice']:.1f} ms per slice; ASTRA CPU FBP "
+                     f"(720 views, one slice) {t['astra_fbp_s']:.3f} s; per interpolation the "
+                     f"fan FBP is **{t['fan_fbp_vs_astra_per_interpolation']:.1f}x** ASTRA.")
+    fb = t["fbp_forward_backward_64px_b32"]
+    lines.append(f"- numba fbp, 64 px, 246 x 111, batch 32: forward {1e3 * fb['forward_s']:.1f} "
+                 f"ms, forward + backward {1e3 * fb['forward_backward_s']:.1f} ms "
+                 f"(**{fb['ratio']:.2f}x** the forward).")
+    lines += ["", "| batch 1 | op | function form (ms) | cached Operator (ms) | saved (ms) |",
+              "|---|---|---:|---:|---:|"]
+    for r in t["call_overhead_batch1"]:
+        lines.append(f"| {r['image_size']} px | {r['op']} | {1e3 * r['function_s']:.2f} | "
+                     f"{1e3 * r['operator_s']:.2f} | {r['saved_ms']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _main_targets(args) -> int:
+    out = args.out or RESULTS / f"operators_{args.device}.json"
+    data = json.loads(out.read_text()) if out.exists() else {}
+    meta = _meta(args)
+    t = targets(args.repeats)
+    data["targets"] = dict(meta=meta, **t)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(out, json.dumps(data, indent=1))
+    md = out.with_suffix(".md")
+    old = md.read_text().split("## Targets")[0].rstrip() + "\n\n" if md.exists() else ""
+    _write(md, old + _targets_markdown(data["targets"], meta))
+    print(f"wrote {out} and {md}")
     return 0
 
 

@@ -32,7 +32,7 @@ and the same on CPU and CUDA; their ratio checkpointing on / off is printed too.
 Time: the median of ``--repeats`` steps after the first.
 
 **Estimate without a GPU** (``--estimate``): the CUDA peak of the same step for all six
-configurations, by ``sinotriage.models.memory.estimate_step_memory``: the step runs on fake
+configurations, by ``estimate_step_memory`` (``benchmarks/memory_estimate.py``): the step runs on fake
 tensors (no compute, seconds on a CPU) and the live tensor storages are counted, rounded to the
 CUDA allocator's 512-byte blocks, with CUDA autocast's op lists. It is an estimate, not a
 measurement: cuDNN/cuBLAS workspaces and allocator effects are not counted. At the full size it
@@ -69,6 +69,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from sinotriage.io.files import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_SHAPE = {"cpu": (16, 64, 64), "cuda": (40, 984, 888)}
@@ -360,7 +362,8 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
     """
     from functools import partial
 
-    from sinotriage.models.memory import estimate_step_memory
+    from memory_estimate import estimate_step_memory
+
     from sinotriage.models.mini_unet import MiniUNet
 
     padded_cls, block_cls = _h100_unet(False), _h100_unet(True)
@@ -415,7 +418,7 @@ def estimate(shape: tuple[int, int, int], base_channels: int = 16) -> dict:
         "padded_shape": [1, 1, *_model_shape(shape)],
         "h100_padded_shape": [1, 1, *_h100_shape(shape)],
         "base_channels": base_channels,
-        "method": "estimate: sinotriage.models.memory.estimate_step_memory (fake tensors, live "
+        "method": "estimate: benchmarks/memory_estimate.py estimate_step_memory (fake tensors, live "
         "storage bytes rounded to 512 B, CUDA autocast op lists; cuDNN/cuBLAS workspaces and "
         "allocator fragmentation not counted); one step after a warm-up step",
         "targets_bytes": TARGETS,
@@ -501,11 +504,6 @@ def markdown(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -533,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         table = markdown_estimate(info)
         print(table)
         args.out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(args.out / "unet_memory_estimate.json", json.dumps(info, indent=2) + "\n")
-        _write_atomic(args.out / "unet_memory_estimate.md", table)
+        atomic_write_text(args.out / "unet_memory_estimate.json", json.dumps(info, indent=2) + "\n")
+        atomic_write_text(args.out / "unet_memory_estimate.md", table)
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False")
@@ -544,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"unet_memory_{args.device}"
-    _write_atomic(args.out / f"{stem}.json", json.dumps(info, indent=2) + "\n")
-    _write_atomic(args.out / f"{stem}.md", table)
+    atomic_write_text(args.out / f"{stem}.json", json.dumps(info, indent=2) + "\n")
+    atomic_write_text(args.out / f"{stem}.md", table)
     return 0
 
 

@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "ParallelBeamGeometry": "sinotriage.geometry",
     "sinoct": "sinotriage.geometry",
     # operators
+    "Operator": "sinotriage.operators",
     "project": "sinotriage.operators",
     "backproject": "sinotriage.operators",
     "fbp": "sinotriage.operators",
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from sinotriage import metrics, models, triage  # noqa: F401
     from sinotriage.geometry import FanBeamGeometry, ParallelBeamGeometry, sinoct  # noqa: F401
     from sinotriage.operators import (  # noqa: F401
+        Operator,
         add_poisson_noise,
         backproject,
         fbp,

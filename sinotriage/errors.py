@@ -7,7 +7,7 @@ inside sinotriage is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "InputError", "StoreError"]
+__all__ = ["ConfigError", "InputError", "StoreError", "StoreKeyError"]
 
 
 class InputError(ValueError):
@@ -24,3 +24,12 @@ class ConfigError(InputError):
 
 class StoreError(InputError):
     """A data store that is missing, of another format version, or not a sinotriage store."""
+
+
+class StoreKeyError(StoreError, KeyError):
+    """A study, array or derived group that a store does not hold.
+
+    Also a :class:`KeyError`, so ``except KeyError`` around store look-ups keeps working.
+    """
+
+    __str__ = BaseException.__str__  # the message, without the quotes KeyError adds

@@ -1,6 +1,6 @@
 """Scanner geometries: immutable values that travel with every sinogram.
 
-Conventions (``shared/DESIGN.md``; lengths in mm, angles in radians)
+Conventions (docs/operators.md; lengths in mm, angles in radians)
 --------------------------------------------------------------------
 Image pixel ``(i, j)`` of an ``N x N`` image with pixel size ``d`` has its centre at
 ``x = (j - (N-1)/2) * d``, ``y = ((N-1)/2 - i) * d``: row 0 is the top (+y), column 0 the
@@ -19,6 +19,15 @@ the line with normal angle ``beta + gamma + 3 pi / 2`` at signed distance ``sid 
 
 Every ray of either geometry is therefore a line ``x cos(phi) + y sin(phi) = s``;
 :meth:`FanBeamGeometry.ray_lines` / :meth:`ParallelBeamGeometry.ray_lines` give ``(phi, s)``.
+
+Coverage
+--------
+``fov_radius`` is the radius of the centred circle that every view sees (outermost channel
+centres: ``min(-u_0, u_{C-1})`` parallel, ``sid sin(min(-gamma_0, gamma_{C-1}))`` fan). A
+geometry whose field radius plus half a channel (at the isocentre) is smaller than the
+image radius ``N d / 2`` (the inscribed circle) raises ValueError naming both radii: FBP of
+such data is wrong inside the object (hundreds of HU), not only outside the field. Truncated
+(interior) data takes the explicit ``allow_truncation=True``.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ _REL_TOL = 1e-9
 
 # --- SinoCT scanner (GE LightSpeed-class third-generation fan beam) -----------------------
 # 984 views per rotation and 888 channels: the SinoCT sinograms are 984 x 888 (Stanford
-# "sinogram U-Net / DeiT" study, shared/papers/stanford-sinogram-unet-deit.txt, section Data).
+# "sinogram U-Net / DeiT" study: Coronado & Sheen, "Exploring Deep Learning Methods for Head CT Triage", section Data).
 # Source-to-isocentre 541 mm and source-to-detector 949.075 mm: DICOM tags (0018,1111)
 # DistanceSourceToPatient = "541.000000" and (0018,1110) DistanceSourceToDetector =
 # "949.075012" written by GE LightSpeed scanners (e.g. the LightSpeed headers in the TCIA
@@ -94,17 +103,25 @@ class _GeometryBase:
         return all(_close(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
 
     def __hash__(self) -> int:
+        # Equality tolerates float noise, so floats cannot enter the hash (two equal values
+        # may round apart); the exact fields (ints, strings, flags) can: equal geometries
+        # hash equal, and geometries differing only in a float merely collide.
         key = tuple(
-            round(v, 6) if isinstance(v, float) else v
-            for v in (getattr(self, f.name) for f in fields(self))
+            v for v in (getattr(self, f.name) for f in fields(self))
+            if isinstance(v, int | str | np.integer)
         )
         return hash((type(self).__name__, key))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict with a ``"type"`` key (``"fan"`` or ``"parallel"``)."""
+        """JSON-able dict with a ``"type"`` key (``"fan"`` or ``"parallel"``);
+        ``allow_truncation`` appears only when True."""
         out: dict[str, Any] = {"type": self._TYPE}
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "allow_truncation":
+                if v:
+                    out[f.name] = True
+                continue
             out[f.name] = int(v) if isinstance(v, int | np.integer) else (
                 float(v) if isinstance(v, float | np.floating) else v)
         return out
@@ -118,6 +135,20 @@ class _GeometryBase:
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         kw.update(changes)
         return type(self)(**kw)
+
+    def _check_coverage(self) -> None:
+        if not isinstance(self.allow_truncation, bool):
+            raise TypeError(f"allow_truncation must be a bool, got {self.allow_truncation!r}")
+        field, image = self.fov_radius, self.image_size * self.pixel_size / 2
+        # tolerance: half a channel at the isocentre (a detector of N channels of the pixel
+        # pitch covers the image edge to edge)
+        if not self.allow_truncation and field + 0.5 * self._iso_pitch < image * (1 - 1e-9):
+            raise ValueError(
+                f"the detector does not cover the image: field radius {field:.2f} mm (seen by "
+                f"every view) < image radius {image:.2f} mm (the inscribed circle of "
+                f"{self.image_size} x {self.pixel_size:g} mm pixels); widen the detector "
+                "(n_det, det_spacing), centre it (det_offset) or shrink the image, or pass "
+                "allow_truncation=True for truncated (interior) data")
 
     # every geometry below defines these fields
     n_views: int
@@ -198,6 +229,10 @@ class ParallelBeamGeometry(_GeometryBase):
         Angular range (rad), default ``pi``.
     start_angle : float
         Angle of view 0 (rad).
+    allow_truncation : bool
+        Accept a detector that does not cover the image's inscribed circle (truncated or
+        interior data); by default such a geometry raises ValueError (see the module
+        docstring, "Coverage").
     """
 
     n_views: int
@@ -208,6 +243,7 @@ class ParallelBeamGeometry(_GeometryBase):
     det_offset: float = 0.0
     arc: float = math.pi
     start_angle: float = 0.0
+    allow_truncation: bool = False
 
     _TYPE = "parallel"
 
@@ -222,12 +258,24 @@ class ParallelBeamGeometry(_GeometryBase):
         _check_float("start_angle", self.start_angle, positive=False)
         if self.arc > 4 * math.pi:
             raise ValueError(f"arc must be <= 4*pi rad, got {self.arc}")
+        self._check_coverage()
 
     @property
     def det_positions(self) -> np.ndarray:
         """Channel positions ``u_m`` (mm), float64 ``(C,)``."""
         m = np.arange(self.n_det, dtype=np.float64)
         return (m - (self.n_det - 1) / 2 + self.det_offset) * self.det_spacing
+
+    @property
+    def fov_radius(self) -> float:
+        """Radius of the centred circle every view sees, ``min(-u_0, u_{C-1})`` (mm; negative
+        when the detector does not reach the isocentre)."""
+        u = self.det_positions
+        return float(min(-u[0], u[-1]))
+
+    @property
+    def _iso_pitch(self) -> float:
+        return self.det_spacing
 
     def ray_lines(self) -> tuple[np.ndarray, np.ndarray]:
         """``(phi, s)``, float64 ``(V, C)``: ray ``x cos(phi) + y sin(phi) = s``."""
@@ -261,6 +309,10 @@ class FanBeamGeometry(_GeometryBase):
         Source rotation (rad), default ``2 pi``, counter-clockwise.
     start_angle : float
         Source angle of view 0 (rad).
+    allow_truncation : bool
+        Accept a fan that does not cover the image's inscribed circle (truncated or
+        interior data); by default such a geometry raises ValueError (module docstring,
+        "Coverage").
     """
 
     n_views: int
@@ -274,6 +326,7 @@ class FanBeamGeometry(_GeometryBase):
     det_offset: float = 0.0
     arc: float = 2 * math.pi
     start_angle: float = 0.0
+    allow_truncation: bool = False
 
     _TYPE = "fan"
 
@@ -297,6 +350,7 @@ class FanBeamGeometry(_GeometryBase):
         if self.image_size * self.pixel_size / 2 >= self.sid:
             raise ValueError(f"the image (field {self.image_size * self.pixel_size} mm) must "
                              f"lie inside the source circle (sid={self.sid} mm)")
+        self._check_coverage()
 
     @property
     def det_positions(self) -> np.ndarray:
@@ -314,9 +368,14 @@ class FanBeamGeometry(_GeometryBase):
 
     @property
     def fov_radius(self) -> float:
-        """Radius of the circle seen by every view, ``sid * sin(max |gamma|)`` (mm)."""
+        """Radius of the centred circle every view sees, ``sid * sin(min(-gamma_0,
+        gamma_{C-1}))`` (mm; negative when the fan does not reach the isocentre)."""
         gam = self.fan_angles
-        return float(self.sid * math.sin(min(abs(gam[0]), abs(gam[-1]))))
+        return float(self.sid * math.sin(min(-gam[0], gam[-1])))
+
+    @property
+    def _iso_pitch(self) -> float:
+        return self.det_spacing * self.sid / self.sdd
 
     def ray_lines(self) -> tuple[np.ndarray, np.ndarray]:
         """``(phi, s)``, float64 ``(V, C)``: ray ``x cos(phi) + y sin(phi) = s`` with

@@ -10,8 +10,8 @@
   ``dask worker`` started by you, e.g. on a cluster); every worker must see the store path.
 
 Each task writes its own study, so results never depend on scheduling; the task function must be
-picklable (a module-level function, optionally wrapped in :func:`functools.partial`). A rich
-progress bar counts studies done. A failing task does not stop the others: all tasks run, then
+picklable (a module-level function, optionally wrapped in :func:`functools.partial`). Progress
+is reported through a :class:`sinotriage.progress.ProgressCallback` (the CLI draws it as a bar). A failing task does not stop the others: all tasks run, then
 :class:`TaskError` reports every failure (the studies that succeeded stay written, so a rerun only
 redoes the failed ones).
 """
@@ -24,7 +24,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["TaskError", "run_tasks", "check_workers", "default_backend"]
+from sinotriage.errors import InputError
+from sinotriage.progress import ProgressCallback, counting
+
+__all__ = ["SCHEDULER_TIMEOUT_S", "TaskError", "TaskInputError", "run_tasks", "check_workers", "default_backend"]
+
+#: seconds to wait for a running dask scheduler (``scheduler=``) to answer before giving up
+SCHEDULER_TIMEOUT_S = 5.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,24 +43,50 @@ class TaskError(RuntimeError):
         self.failures = failures
         first = next(iter(failures.items()))
         super().__init__(
-            f"{len(failures)} of {total} tasks failed ({', '.join(list(failures)[:5])}"
-            f"{', ...' if len(failures) > 5 else ''}); first failure, {first[0]}:\n{first[1]}"
+            f"{_failed(failures, total)}; first failure, {first[0]}:\n{first[1]}"
         )
+
+
+class TaskInputError(TaskError, InputError):
+    """Every failed task failed on bad input (an :class:`~sinotriage.errors.InputError`, e.g. a
+    file refused under ``strict``); the message is the first failure's, in one line."""
+
+    def __init__(self, failures: dict[str, str], total: int, first_message: str) -> None:
+        self.failures = failures
+        first = next(iter(failures))
+        Exception.__init__(self, f"{_failed(failures, total)}; first failure, {first}: "
+                                 f"{first_message}")
+
+
+def _failed(failures: dict[str, str], total: int) -> str:
+    return (f"{len(failures)} of {total} tasks failed ({', '.join(list(failures)[:5])}"
+            f"{', ...' if len(failures) > 5 else ''})")
+
+
+def _task_error(failures: dict[str, str], errors: dict[str, BaseException | None],
+                total: int) -> TaskError:
+    """:class:`TaskInputError` when every failure is an InputError, else :class:`TaskError`."""
+    if failures and all(isinstance(errors.get(n), InputError) for n in failures):
+        first = next(iter(failures))
+        return TaskInputError(failures, total, str(errors[first]))
+    return TaskError(failures, total)
 
 
 def check_workers(workers: int, scheduler: str | None) -> None:
     """Validate the ``workers`` / ``scheduler`` pair (errors name the argument)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be an integer >= 0 (0 = in-process), got {workers!r}")
+        raise InputError(f"workers must be an integer >= 0 (0 = in-process), got {workers!r}")
     if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()):
-        raise ValueError(f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
+        raise InputError(f"scheduler must be an address such as 'tcp://host:8786', got {scheduler!r}")
 
 
 def default_backend() -> str:
     """Operator backend used by the per-study writers: ``"numba"`` where installed, else ``"torch"``.
 
-    Both give the same bits in every process and for any thread count, unlike ``"auto"``, which
-    picks by timing; the writers record the backend they used in the store attributes.
+    Both give the same bits in every process and for any thread count, and it is what the
+    operators' default rule (:data:`sinotriage.operators.RULES`) picks on the CPU; naming it
+    keeps the stores independent of that table. The writers record the backend they used in
+    the store attributes.
     """
     import importlib.util
 
@@ -68,12 +100,12 @@ def resolve_backend(device: str, backend: str | None) -> str:
     backend is returned as is (callers check it against the backends they accept).
     """
     if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
+        raise InputError(f"device must be one of ('cpu', 'cuda'), got {device!r}")
     if device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
+            raise InputError("device='cuda' but torch.cuda.is_available() is False")
     if backend is None:
         return "torch" if device == "cuda" else default_backend()
     return backend
@@ -116,7 +148,7 @@ def run_tasks(
     scheduler: str | None = None,
     labels: Sequence[str] | None = None,
     description: str = "studies",
-    progress: bool = True,
+    progress: ProgressCallback | bool | None = True,
     threads_per_worker: int = 1,
 ) -> list[R]:
     """Apply ``fn`` to every item, one task per item, and return the results in item order.
@@ -135,9 +167,11 @@ def run_tasks(
     labels : sequence of str, optional
         A name per item for error messages (default ``str(item)``).
     description : str
-        Text of the progress bar.
-    progress : bool
-        Show a progress bar of tasks done.
+        What the tasks do (the ``description`` passed to ``progress``).
+    progress : ProgressCallback or bool, optional
+        Called as ``progress(done, total, description)`` after each task. ``True`` draws a bar
+        on stderr when it is a terminal (:func:`sinotriage.progress.progress_bar`); ``False`` or
+        None report nothing.
     threads_per_worker : int
         Torch threads per dask worker (caps oversubscription; not applied in-process).
 
@@ -149,7 +183,11 @@ def run_tasks(
     Raises
     ------
     TaskError
-        After all tasks ran, when any failed.
+        After all tasks ran, when any failed; a :class:`TaskInputError` (also an
+        :class:`~sinotriage.errors.InputError`) when every failure was an InputError.
+    InputError
+        ``workers`` or ``scheduler`` is invalid, or the scheduler does not answer within
+        :data:`SCHEDULER_TIMEOUT_S` seconds.
     """
     check_workers(workers, scheduler)
     items = list(items)
@@ -158,25 +196,32 @@ def run_tasks(
         raise ValueError(f"labels has {len(names)} entries for {len(items)} items")
     if not items:
         return []
-    with _progress_bar(description, len(items), progress) as advance:
-        if scheduler is None and workers == 0:
-            return _run_local(fn, items, names, advance)
-        return _run_dask(_WithThreads(fn, threads_per_worker), items, names, workers, scheduler,
-                         advance)
+    with counting(progress, description, len(items)) as advance:
+        return _run(fn, items, names, workers, scheduler, threads_per_worker, advance)
+
+
+def _run(fn: Callable[[Any], Any], items: list[Any], names: list[str], workers: int,
+         scheduler: str | None, threads_per_worker: int, advance: Callable[[], None]) -> list[Any]:
+    if scheduler is None and workers == 0:
+        return _run_local(fn, items, names, advance)
+    return _run_dask(_WithThreads(fn, threads_per_worker), items, names, workers, scheduler,
+                     advance)
 
 
 def _run_local(fn: Callable[[Any], Any], items: list[Any], names: list[str],
                advance: Callable[[], None]) -> list[Any]:
     results: list[Any] = [None] * len(items)
     failures: dict[str, str] = {}
+    errors: dict[str, BaseException | None] = {}
     for i, item in enumerate(items):
         try:
             results[i] = fn(item)
-        except Exception:  # noqa: BLE001 - reported together below
+        except Exception as exc:  # noqa: BLE001 - reported together below
             failures[names[i]] = traceback.format_exc()
+            errors[names[i]] = exc
         advance()
     if failures:
-        raise TaskError(failures, len(items))
+        raise _task_error(failures, errors, len(items))
     return results
 
 
@@ -193,24 +238,27 @@ def _run_dask(fn: Callable[[Any], Any], items: list[Any], names: list[str], work
                                    silence_logs=logging.ERROR)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        client = _connect(Client, scheduler)
     try:
         futures = client.map(fn, items, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(items)
         failures: dict[str, str] = {}
+        errors: dict[str, BaseException | None] = {}
         for fut in as_completed(futures):
             i = index[fut.key]
             if fut.status == "finished":
                 results[i] = fut.result()
             else:
                 exc = fut.exception()
+                errors[names[i]] = exc
                 failures[names[i]] = "".join(
                     traceback.format_exception(type(exc), exc, fut.traceback())
                 )
             advance()
         if failures:
-            raise TaskError({n: failures[n] for n in names if n in failures}, len(items))
+            raise _task_error({n: failures[n] for n in names if n in failures}, errors,
+                              len(items))
         return results
     finally:
         client.close()
@@ -218,33 +266,13 @@ def _run_dask(fn: Callable[[Any], Any], items: list[Any], names: list[str], work
             cluster.close()
 
 
-class _progress_bar:
-    """Context manager yielding ``advance()``; a rich bar of tasks done, or nothing."""
-
-    def __init__(self, description: str, total: int, enabled: bool) -> None:
-        self.description, self.total, self.enabled = description, total, enabled
-        self._progress: Any = None
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(),
-        )
-        self._progress.start()
-        task = self._progress.add_task(self.description, total=self.total)
-        return lambda: self._progress.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+def _connect(client_class: Any, scheduler: str) -> Any:
+    """A client of the running scheduler, or an InputError after :data:`SCHEDULER_TIMEOUT_S`."""
+    try:
+        return client_class(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:  # refused, no answer, bad address
+        raise InputError(
+            f"cannot reach the dask scheduler at {scheduler} "
+            f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); start it with "
+            "`dask scheduler` or drop --scheduler"
+        ) from None

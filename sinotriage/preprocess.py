@@ -4,7 +4,7 @@
 and each requested view count ``V`` it
 
 1. takes the stored full-view sinogram ``(D, V0, C)`` and keeps ``V`` of its views
-   (:func:`select_views`);
+   (:func:`sinotriage.operators.select_views`);
 2. optionally adds transmission Poisson noise at ``photons`` per bin (a lower-dose scan on top of
    the stored one), seeded by ``(seed, study_id, V)``;
 3. reconstructs it with FBP (:func:`sinotriage.operators.fbp`) and converts to HU;
@@ -24,8 +24,8 @@ group attributes. Fan-beam FBP needs the full rotation, which both rules keep.
 
 A rerun computes only the missing (study, view count) pairs, so an interrupted run resumes and a
 repeated run does nothing. Each task uses one torch thread and a fixed ``backend`` (``numba``
-where installed; not ``"auto"``, which picks by timing) so that the arrays do not depend on where
-the task runs.
+where installed, the CPU row of :data:`sinotriage.operators.RULES`; recorded in the attributes)
+so that the arrays do not depend on where the task runs.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, derived_key, open_store
+from sinotriage.operators import select_views
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.vocabulary import MU_WATER
 
@@ -48,44 +50,6 @@ __all__ = ["PreprocessResult", "preprocess", "preprocess_study", "select_views"]
 
 #: slices reconstructed at once (bounds memory at the 984 x 888 SinoCT size)
 SLICE_BATCH = 8
-
-
-def select_views(sino: Any, g: Any, views: int) -> tuple[Any, Any, float]:
-    """Keep ``views`` of the views of ``sino`` (see the module docstring for the rule).
-
-    Parameters
-    ----------
-    sino : torch.Tensor
-        ``(..., V0, C)`` line integrals.
-    g : geometry
-        Its geometry (full rotation).
-    views : int
-        Target count, ``1 <= views <= V0``.
-
-    Returns
-    -------
-    (torch.Tensor, geometry, float)
-        ``(..., views, C)``, the geometry of the kept views, and the largest difference in radians
-        between a kept view's true angle and its angle in the returned geometry (0 when
-        ``views`` divides ``V0``).
-    """
-    from sinotriage.operators import subsample_views
-
-    v0 = g.n_views
-    if isinstance(views, bool) or not isinstance(views, int | np.integer) or not 1 <= views <= v0:
-        raise ValueError(f"views must be an integer in [1, {v0}] (the stored view count), "
-                         f"got {views!r}")
-    views = int(views)
-    if v0 % views == 0:
-        sub, g2 = subsample_views(sino, g, v0 // views)
-        return sub, g2, 0.0
-    j = np.arange(views, dtype=np.int64)
-    idx = (2 * j * v0 + views) // (2 * views)  # round(j * v0 / views), halves up, exact
-    step = g.arc / v0
-    error = float(np.max(np.abs(idx * step - np.arange(views) * g.arc / views)))
-    import torch
-
-    return sino[..., torch.from_numpy(idx), :], g.with_views(views), error
 
 
 def preprocess_study(
@@ -112,7 +76,7 @@ def preprocess_study(
         return 0
     g = store.geometry
     if g is None:
-        raise ValueError(f"store {path} has no geometry attribute; cannot reconstruct")
+        raise InputError(f"store {path} has no geometry attribute; cannot reconstruct")
     mu_water = float(store.attrs.get("mu_water", MU_WATER))
     full = torch.from_numpy(store.read(study_id, "sinogram")).to(device)
     written = 0
@@ -189,8 +153,8 @@ def preprocess(
     seed : int
         Seed of the extra noise.
     backend : {"numba", "torch", "astra", "auto"}, optional
-        FBP backend; default :func:`sinotriage.parallel.default_backend`. ``"auto"`` picks by
-        timing, so arrays may then differ in the last bits between processes.
+        FBP backend; default :func:`sinotriage.parallel.default_backend`. ``"auto"`` is the
+        fixed rule table :data:`sinotriage.operators.RULES` (the same backend on the CPU).
     device : {"cpu", "cuda"}
         Where FBP (and the extra noise) run; ``cuda`` uses the ``torch`` backend by default.
     split : {"train", "val", "test"}, optional
@@ -205,27 +169,31 @@ def preprocess(
     from sinotriage.operators import BACKENDS, FILTERS
 
     check_workers(workers, scheduler)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) \
+            or not 0.0 < float(cutoff) <= 1.0:
+        raise InputError(f"cutoff must be a number in (0, 1] (fraction of the Nyquist frequency), "
+                         f"got {cutoff!r}")
     backend = resolve_backend(device, backend)
     store = open_store(path, mode="r+")
     g = store.geometry
     if g is None:
-        raise ValueError(f"store {path} has no geometry attribute; nothing to reconstruct")
+        raise StoreError(f"store {path} has no geometry attribute; nothing to reconstruct")
     if isinstance(views, int) or not views:
-        raise ValueError(f"views must be a non-empty sequence of integers, got {views!r}")
+        raise InputError(f"views must be a non-empty sequence of integers, got {views!r}")
     views = sorted({int(v) for v in views}, reverse=True)
     for v in views:
         if not 1 <= v <= g.n_views:
-            raise ValueError(f"views must lie in [1, {g.n_views}] (the stored view count), got {v}")
+            raise InputError(f"views must lie in [1, {g.n_views}] (the stored view count), got {v}")
     if photons is not None and (not math.isfinite(photons) or photons <= 0):
-        raise ValueError(f"photons must be a positive number, got {photons!r}")
+        raise InputError(f"photons must be a positive number, got {photons!r}")
     if filter not in FILTERS:
-        raise ValueError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
+        raise InputError(f"filter must be one of {tuple(FILTERS)}, got {filter!r}")
     if backend not in (*BACKENDS, "auto"):
-        raise ValueError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
+        raise InputError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
     ids = store.study_ids(split=split)
     missing = [s for s in ids if not store.has_array(s, "sinogram")]
     if missing:
-        raise ValueError(f"store {path}: studies without a sinogram: {missing[:5]}"
+        raise InputError(f"store {path}: studies without a sinogram: {missing[:5]}"
                          f"{' ...' if len(missing) > 5 else ''}")
     store.clean_partial()
     todo = [s for s in ids if any(not store.has_derived(s, v, photons) for v in views)]

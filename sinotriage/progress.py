@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
-__all__ = ["ProgressCallback", "progress_bar", "report", "wants_bars"]
+__all__ = ["ProgressCallback", "counting", "progress_bar", "report", "wants_bars"]
 
 
 class ProgressCallback(Protocol):
@@ -84,3 +84,35 @@ def progress_bar(description: str, total: int, enabled: bool | None = None
 
     with bars:
         yield update
+
+
+@contextlib.contextmanager
+def counting(progress: ProgressCallback | bool | None, description: str, total: int
+             ) -> Iterator[Callable[[], None]]:
+    """``advance()``, called once per finished unit, reported to ``progress``.
+
+    Parameters
+    ----------
+    progress
+        A :class:`ProgressCallback` (called as ``progress(done, total, description)``), or
+        ``True`` for a :func:`progress_bar` drawn when stderr is a terminal (the older boolean
+        ``progress=`` arguments), or ``False`` / ``None`` for nothing.
+    description, total
+        What the units are, and how many.
+    """
+    done = 0
+
+    def advance_to(callback: ProgressCallback | None) -> Callable[[], None]:
+        def advance() -> None:
+            nonlocal done
+            done += 1
+            report(callback, done, total, description)
+        return advance
+
+    if callable(progress):
+        yield advance_to(progress)
+    elif progress:
+        with progress_bar(description, total) as bar:
+            yield advance_to(bar)
+    else:
+        yield advance_to(None)

@@ -9,8 +9,8 @@ number of workers, the order tasks run in, or on interruptions. Per study (one d
 2. ``hu`` rounded to int16 (the stored volume);
 3. ``sinogram = add_poisson_noise(project(hu_to_mu(hu), geometry), photons, generator)``, float32
    line integrals of mu at the preset's full view count, Poisson noise seeded per study; the
-   projector backend is fixed for the store (``numba`` where installed), never ``"auto"``, whose
-   timing-based choice could differ between processes;
+   projector backend is fixed for the store (``numba`` where installed) and recorded, so the
+   arrays do not depend on the operators' default rule table;
 4. ``store.write_study`` (atomic) with ``hu``, ``sinogram``, ``tissues``, ``mask``, ``labels``.
 
 At the end the studies are split train/val/test (stratified by scan label, seeded by ``S``) and the
@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import check_workers, resolve_backend, run_tasks
 from sinotriage.presets import Preset, get_preset
@@ -197,21 +198,26 @@ def synthesize(
     SynthResult
     """
     if isinstance(n_studies, bool) or not isinstance(n_studies, int) or n_studies < 1:
-        raise ValueError(f"n_studies must be a positive integer, got {n_studies!r}")
+        raise InputError(f"n_studies must be a positive integer, got {n_studies!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     if not 0.0 <= float(prevalence) <= 1.0:
-        raise ValueError(f"prevalence must be in [0, 1], got {prevalence!r}")
+        raise InputError(f"prevalence must be in [0, 1], got {prevalence!r}")
     check_workers(workers, scheduler)
     from sinotriage.operators import BACKENDS
 
     backend = resolve_backend(device, backend)
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    p = get_preset(preset)
+        raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    try:
+        p = get_preset(preset)
+    except InputError:
+        raise
+    except ValueError as exc:  # an unknown preset name is the user's input
+        raise InputError(str(exc)) from None
     photons = float(p.photons if photons is None else photons)
     if not np.isfinite(photons) or photons <= 0:
-        raise ValueError(f"photons must be a positive number, got {photons!r}")
+        raise InputError(f"photons must be a positive number, got {photons!r}")
     settings: dict[str, Any] = {
         "generator": "sinotriage.phantoms.head_ct",
         "preset": p.name,
@@ -252,11 +258,11 @@ def _open_or_create(out: Path, p: Preset, settings: dict[str, Any]) -> Store:
     store = open_store(out, mode="r+")
     old = store.attrs.get("settings", {})
     if store.attrs.get("source") != "synthetic":
-        raise ValueError(f"store {out} exists and is not a synthetic store "
+        raise StoreError(f"store {out} exists and is not a synthetic store "
                          f"(source {store.attrs.get('source')!r}); choose another --out")
     for key in _RESUME_KEYS:
         if old.get(key) != settings[key]:
-            raise ValueError(
+            raise StoreError(
                 f"store {out} was built with {key}={old.get(key)!r}, not {settings[key]!r}; "
                 "resume it with the same settings or choose another --out"
             )

@@ -185,6 +185,8 @@ def write_jpegls_slice(path: str | os.PathLike[str], *, position: Sequence[float
 
     ds = pydicom.dcmread(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))
     ds.Modality = "CT"
+    ds.SOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.SOPInstanceUID = generate_uid()
@@ -196,3 +198,77 @@ def write_jpegls_slice(path: str | os.PathLike[str], *, position: Sequence[float
     path = Path(path)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+# -- hostile files (tests of the reading policy and the fuzz test) -------------------------------
+def set_raw(src: str | os.PathLike[str], dst: str | os.PathLike[str], edits: dict[str, object],
+            vr: str | None = None) -> Path:
+    """Copy a DICOM file with header values replaced by raw bytes, bypassing pydicom's value
+    checks (``b"nan"``, ``b""``, ``b"abc"``, ``b"1\\\\2"``, ...); a value of None deletes the tag.
+    ``vr`` overrides the element's VR (e.g. ``"UN"``); the default is the dictionary VR."""
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(src, force=True)
+        for keyword, raw in edits.items():
+            tag = Tag(keyword)
+            if raw is None:
+                if tag in ds:
+                    del ds[tag]
+                continue
+            raw = raw if isinstance(raw, bytes) else str(raw).encode("latin-1")
+            if len(raw) % 2:
+                raw += b"\x00" if (vr or dictionary_VR(tag)) == "UI" else b" "
+            ds._dict[tag] = RawDataElement(tag, vr or dictionary_VR(tag), len(raw), raw, 0,
+                                           False, True)
+        ds.save_as(dst)
+    return Path(dst)
+
+
+def replace_transfer_syntax(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                            uid: bytes = b"1.2.840.10008.5.1.4") -> Path:
+    """Copy an explicit-VR little-endian file with its TransferSyntaxUID replaced, byte for byte,
+    by a UID of the same length that is not a transfer syntax (pydicom refuses to write one)."""
+    data = Path(src).read_bytes()
+    old = b"1.2.840.10008.1.2.1\x00"
+    if data.count(old) != 1 or len(uid.ljust(len(old), b"\x00")) != len(old):
+        raise ValueError("expected one explicit VR little endian transfer syntax UID")
+    Path(dst).write_bytes(data.replace(old, uid.ljust(len(old), b"\x00")))
+    return Path(dst)
+
+
+def write_deflate_bomb(path: str | os.PathLike[str], rows: int = 8192, columns: int = 8192,
+                       declared: tuple[int, int] | None = None) -> Path:
+    """A CT slice of ``rows x columns`` zero pixels (16 bit) in the Deflated Explicit VR Little
+    Endian transfer syntax: 8192 x 8192 is 128 MiB of pixel data in about 130 KB. ``declared``
+    writes other Rows / Columns into the header than the pixel data holds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = write_ct_slice(path, np.zeros((2, 2)))
+        ds = pydicom.dcmread(path)
+        ds.Rows, ds.Columns = declared or (rows, columns)
+        ds.PixelData = bytes(rows * columns * 2)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    return Path(path)
+
+
+def relabel(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, modality: str | None,
+            sop_class: str | None) -> Path:
+    """Copy a file with another Modality / SOPClassUID (None: delete the tag)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(src)
+        for keyword, value in (("Modality", modality), ("SOPClassUID", sop_class)):
+            if value is None:
+                if keyword in ds:
+                    del ds[keyword]
+            else:
+                setattr(ds, keyword, value)
+        if sop_class is not None:
+            ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.save_as(dst)
+    return Path(dst)

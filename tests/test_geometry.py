@@ -17,7 +17,7 @@ from sinotriage.geometry import (
 
 
 def _fan(**kw):
-    base = dict(n_views=60, n_det=80, det_spacing=1.0, sid=500.0, sdd=900.0, image_size=64,
+    base = dict(n_views=60, n_det=80, det_spacing=4.0, sid=500.0, sdd=900.0, image_size=64,
                 pixel_size=2.0)
     base.update(kw)
     return FanBeamGeometry(**base)
@@ -73,7 +73,7 @@ def test_geometry_from_dict_rejects_bad_input():
 
 
 def test_ray_lines_follow_the_design_conventions():
-    g = _fan(n_views=4, n_det=3, det_offset=0.0)
+    g = _fan(n_views=4, n_det=3, det_offset=0.0, allow_truncation=True)
     phi, s = g.ray_lines()
     # central channel of view 0: source on +x, ray through the isocentre along -x, i.e.
     # the line y = 0 (normal angle 3 pi / 2, distance 0)
@@ -121,3 +121,40 @@ def test_view_slicing_matches_a_directly_built_geometry():
 def test_with_image_keeps_the_field_of_view():
     g = sinoct().with_image(128)
     assert g == sinoct(image_size=128)
+
+
+def test_equal_geometries_hash_equal_across_rounding_boundaries():
+    """Tolerant equality with a hash that never splits equal values: pixel sizes that
+    straddle a rounding boundary (1e-9 relative apart) are equal and hash equal."""
+    a = _par(pixel_size=0.12345649999999)
+    b = _par(pixel_size=0.12345650000001)
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, _par(pixel_size=0.2)}) == 2
+    assert sinoct(64).with_views(246) == sinoct(64, 246)
+    assert hash(sinoct(64).with_views(246)) == hash(sinoct(64, 246))
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: _fan(n_det=20, **kw),  # fan of +-22 mm on a 64 mm image radius
+    lambda **kw: _par(n_det=40, **kw),  # +-19.5 mm on 32 mm
+    lambda **kw: _par(det_offset=30.0, **kw),  # shifted by 30 channels
+])
+def test_detector_must_cover_the_image_unless_opted_out(make):
+    with pytest.raises(ValueError, match=r"field radius .* mm .* image radius .* mm") as err:
+        make()
+    assert "allow_truncation=True" in str(err.value)
+    g = make(allow_truncation=True)
+    assert g.allow_truncation and g.fov_radius < g.field_of_view / 2
+    assert geometry_from_dict(g.to_dict()) == g  # the opt-in survives the round trip
+    assert g.with_views(10).allow_truncation
+
+
+def test_coverage_boundary_and_dict_without_the_flag():
+    # C channels of the pixel pitch cover the image edge to edge: accepted
+    g = _par(n_det=64, det_spacing=1.0)
+    assert "allow_truncation" not in g.to_dict()
+    with pytest.raises(ValueError, match="field radius"):
+        _par(n_det=62, det_spacing=1.0)
+    with pytest.raises(TypeError, match="allow_truncation"):
+        _par(allow_truncation="yes")
+    assert sinoct(512).fov_radius > 125.0  # the SinoCT fan covers its 250 mm field

@@ -340,11 +340,9 @@ def test_ingest_on_local_dask_cluster_matches_in_process(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_killed_cli_ingest_resumes_to_the_same_store(tmp_path):
-    import os
     import signal
     import subprocess
     import sys
-    import time
 
     tree = tmp_path / "tree"
     for k in range(6):
@@ -355,18 +353,12 @@ def test_killed_cli_ingest_resumes_to_the_same_store(tmp_path):
     _quiet(ingest, "dicom", tree, tmp_path / "ref.zarr", preset="quick", workers=0,
            progress=False)
     out = tmp_path / "killed.zarr"
-    proc = subprocess.Popen([*cmd, str(out)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        done = list((out / "studies").glob("*/zarr.json")) if out.exists() else []
-        if len(done) >= 2 or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    n_before = len(open_store(out).study_ids())
-    assert 1 <= n_before < 6, "the kill came too late to interrupt the run"
+    from _kill_at_commit import killing_env
+
+    proc = subprocess.run([*cmd, str(out)], capture_output=True, text=True, timeout=300,
+                          env=killing_env(tmp_path, after=2), start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(open_store(out).study_ids()) == 2  # killed at the commit of the third study
     rerun = subprocess.run([*cmd, str(out)], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     ref, got = open_store(tmp_path / "ref.zarr"), open_store(out)

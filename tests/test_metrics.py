@@ -68,11 +68,41 @@ def test_roc_curve_matches_sklearn():
     assert np.trapezoid(tpr, fpr) == pytest.approx(M.roc_auc(y, s), abs=1e-12)
 
 
-def test_midrank_matches_scipy():
+def _old_midrank(x):
+    """The hand-written midrank the AUC used before scipy.stats.rankdata replaced it: runs of
+    equal sorted values share the mean of their 1-based ranks."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], xs.size]
+    out = np.empty(xs.size)
+    out[order] = np.repeat(0.5 * (starts + ends - 1) + 1.0, ends - starts)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-4, 4) | st.floats(-1e3, 1e3), min_size=1, max_size=40))
+def test_scipy_rankdata_equals_the_old_midrank(values):
     from scipy.stats import rankdata
 
-    x = np.array([3.0, 1.0, 3.0, 2.0, 3.0, 0.5, 1.0])
-    np.testing.assert_array_equal(M.midrank(x), rankdata(x, method="average"))
+    np.testing.assert_array_equal(rankdata(values, method="average"), _old_midrank(values))
+
+
+def test_bootstrap_statistic_is_the_auc_of_every_resample():
+    """The vectorised statistic handed to scipy.stats.bootstrap gives scikit-learn's AUC for each
+    row (resample) of a batch, ties included."""
+    from sinotriage.auc import _mann_whitney_auc
+
+    rng = np.random.default_rng(3)
+    pos = np.round(rng.normal(1.0, 1.0, size=(5, 30)), 1)
+    neg = np.round(rng.normal(0.0, 1.0, size=(5, 45)), 1)
+    got = _mann_whitney_auc(pos, neg, axis=-1)
+    y = np.r_[np.ones(30), np.zeros(45)]
+    want = [skm.roc_auc_score(y, np.r_[p, q]) for p, q in zip(pos, neg, strict=True)]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    # the axis argument: the same batch laid out along axis 0
+    np.testing.assert_allclose(_mann_whitney_auc(pos.T, neg.T, axis=0), want, atol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
@@ -154,6 +184,8 @@ def test_bootstrap_ci_close_to_delong():
     assert b.se == pytest.approx(d.se, rel=0.2)
     assert b == M.bootstrap_ci(y, s, n_resamples=1000, seed=1)  # seeded, deterministic
     assert M.auc_ci(y, s, method="bootstrap", n_resamples=200).method == "bootstrap"
+    with pytest.raises(ValueError, match="at least 2 positive"):
+        M.bootstrap_ci([1, 0, 0, 0], [0.9, 0.1, 0.2, 0.3])
 
 
 def test_metric_input_errors():

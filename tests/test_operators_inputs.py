@@ -16,6 +16,7 @@ from sinotriage.operators import (
     hu_to_mu,
     mu_to_hu,
     project,
+    select_views,
     subsample_detectors,
     subsample_views,
 )
@@ -56,7 +57,7 @@ def test_options_are_checked_and_listed():
         fbp(y, G, filter="butterworth")
     with pytest.raises(ValueError, match="cutoff"):
         fbp(y, G, cutoff=0.0)
-    with pytest.raises(ValueError, match="'auto', 'torch', 'numba', 'astra', 'triton'"):
+    with pytest.raises(ValueError, match="'auto', 'fastest', 'torch', 'numba', 'astra', 'triton'"):
         fbp(y, G, backend="cuda")
     with pytest.raises(ValueError, match="2\\*pi"):
         fbp(torch.zeros(G.sinogram_shape), G.replace(arc=math.pi))
@@ -152,3 +153,47 @@ def test_poisson_noise_rejects_bad_arguments():
         add_poisson_noise(y, 1e4, generator=0)
     # few photons: counts are clamped to >= 1, so the result stays finite
     assert torch.isfinite(add_poisson_noise(torch.full((100,), 20.0), 10.0)).all()
+
+
+@pytest.mark.parametrize("photons", [1e-3, 0.5, 2e19, float("inf")])
+def test_poisson_photons_outside_the_sane_range_are_refused(photons):
+    with pytest.raises(ValueError, match=r"photons must be in \[1, 1e\+15\]"):
+        add_poisson_noise(torch.zeros(4, 4), photons)
+    if math.isfinite(photons):
+        with pytest.raises(ValueError, match="photons must be in"):
+            add_poisson_noise(torch.zeros(4, 4), torch.full((4,), photons))
+
+
+@pytest.mark.parametrize("photons", [1.0, 3.0, 1e5, 1e15])
+def test_poisson_line_integrals_are_never_negative(photons):
+    """Air rays (p = 0) and thick rays alike: results in [0, log(photons)]; at 1e15 photons
+    the noise is tiny and the mean is kept (no overflow to log(photons))."""
+    p = torch.cat([torch.zeros(2000), torch.full((2000,), 3.0)])
+    noisy = add_poisson_noise(p, photons, generator=torch.Generator().manual_seed(1))
+    assert float(noisy.min()) >= 0.0
+    assert float(noisy.max()) <= math.log(photons) + 1e-6
+    if photons >= 1e5:
+        assert abs(float(noisy[2000:].mean()) - 3.0) < 0.01
+        assert float(noisy[:2000].mean()) < 2 / math.sqrt(photons)
+
+
+@pytest.mark.parametrize("n_views", [60, 30, 20, 12, 5, 1])
+def test_select_views_is_subsample_views_where_the_factor_divides(n_views):
+    sino = torch.rand(2, *G.sinogram_shape)
+    sub, g2, err = select_views(sino, G, n_views)
+    ref, gref = subsample_views(sino, G, 60 // n_views)
+    assert torch.equal(sub, ref) and g2 == gref and err == 0.0
+
+
+def test_select_views_nearest_view_and_its_angle_error():
+    """7 of 60 views: view round(j * 60 / 7) for angle j * 2 pi / 7, error <= half a step."""
+    sino = torch.arange(60.0)[:, None].expand(60, 50).contiguous()
+    sub, g2, err = select_views(sino, G, 7)
+    idx = [int(math.floor(j * 60 / 7 + 0.5)) for j in range(7)]
+    assert sub[:, 0].tolist() == idx
+    assert g2 == G.with_views(7)
+    assert err == pytest.approx(max(abs(i * 2 * math.pi / 60 - j * 2 * math.pi / 7)
+                                    for j, i in enumerate(idx)))
+    assert err <= math.pi / 60 + 1e-12
+    with pytest.raises(ValueError, match=r"n_views must be an integer in \[1, 60\]"):
+        select_views(sino, G, 61)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sinotriage.errors import InputError
 from sinotriage.io.predictions import Predictions, header, read_predictions, write_predictions
 from sinotriage.metrics import aggregate_scan
 
@@ -63,12 +64,16 @@ def test_with_scan_rows_aggregates_in_z_order():
         ("study_id,split,slice,label_any,score_any\na,test,0,1,high\n", "column score_any"),
         ("study_id,split,slice,label_any,score_any\na,test,0,1,nan\n", "finite"),
         ("study_id,split,slice,label_any,score_any\na,test,0,1\n", "expected 5 columns"),
+        ("study_id,split,slice,label_any,score_any\na,test,0,1,0.5\nb,test,0,1,0.5\n"
+         "a,test,0,1,0.7\n", r"line 4: duplicate row for study 'a', slice 0 \(first on line 2\)"),
+        ("study_id,split,slice,label_any,score_any\na,val,-1,1,0.5\na,test,0,1,0.5\n",
+         "line 3: study 'a' is in split 'test' here but in 'val' on line 2"),
     ],
 )
 def test_read_errors_name_file_and_column(tmp_path, content, match):
     f = tmp_path / "bad.csv"
     f.write_text(content)
-    with pytest.raises(ValueError, match=match) as info:
+    with pytest.raises(InputError, match=match) as info:
         read_predictions(f)
     assert "bad.csv" in str(info.value)
 

@@ -97,7 +97,7 @@ def test_worklist_html_thumbnail_is_the_windowed_top_slice(store_path, tmp_path)
 
     from sinotriage.io.predictions import Predictions
     from sinotriage.triage import build_worklist, write_worklist_html
-    from sinotriage.triage.worklist import head_box
+    from sinotriage.triage.worklist_output import head_box
     from sinotriage.windowing import resize, window
 
     scores = np.array([0.9, 0.1, 0.2, 0.3, 0.95, 0.4])  # scan row, then slices 0..4: top slice is 3

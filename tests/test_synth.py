@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _kill_at_commit import killing_env
 from conftest import TINY_STORE_SPEC
 from typer.testing import CliRunner
 
@@ -169,19 +169,18 @@ def _complete(path: Path) -> int:
 
 
 def test_cli_killed_midway_resumes_to_identical_content(tmp_path, tiny_store):
+    """Killed (SIGKILL, whole process group) at the commit of its third study, a rerun writes
+    the rest, and the store equals one written in a single run."""
     path = tmp_path / "killed.zarr"
-    n = 6
+    n, done = 6, 2
     cmd = [sys.executable, "-c", "from sinotriage.cli import main; main()", "synth",
            "--out", str(path), "--studies", str(n), "--preset", "tiny", "--seed", "0",
            "--workers", "0", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _complete(path) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = _complete(path)
-    assert 2 <= done < n, f"the run was not interrupted midway ({done} of {n} studies)"
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env=killing_env(tmp_path, after=done), start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _complete(path) == done
+    assert os.listdir(path / ".partial"), "the kill came before the third study was written"
     assert not (path / "manifest.json").exists()
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -209,14 +208,11 @@ def test_quick_preset_on_dask_killed_midway_resumes_identically(tmp_path):
     cmd = [sys.executable, "-c", "from sinotriage.cli import main; main()", "synth",
            "--out", str(path), "--studies", str(n), "--preset", "quick", "--seed", "3",
            "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while _complete(path) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env=killing_env(tmp_path, after=3), start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     done = _complete(path)
-    assert 3 <= done < n
+    assert 3 <= done < n  # the other worker may commit between the count and the kill
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     reference = synthesize(tmp_path / "ref.zarr", n, "quick", seed=3, workers=0, progress=False)

@@ -70,7 +70,7 @@ def _fan_geometry():
     from sinotriage.geometry import FanBeamGeometry
 
     return FanBeamGeometry(n_views=64, n_det=63, det_spacing=1.2, sid=300.0, sdd=500.0,
-                           image_size=32, pixel_size=2.0)
+                           image_size=32, pixel_size=2.0, allow_truncation=True)
 
 
 def test_sinogram_mirror_and_view_shift_are_physical() -> None:

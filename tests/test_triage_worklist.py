@@ -234,7 +234,7 @@ def test_histogram_features_count_intracranial_pixels():
 
 
 def test_head_box_is_a_square_around_the_head():
-    from sinotriage.triage.worklist import head_box
+    from sinotriage.triage.worklist_output import head_box
 
     img = np.full((100, 100), -1000.0)
     img[20:50, 30:70] = 40.0                   # rows 20..49, cols 30..69: 30 x 40 pixels
@@ -248,7 +248,7 @@ def test_head_box_is_a_square_around_the_head():
 
 
 def test_checkpoint_path_errors(tmp_path):
-    from sinotriage.triage.worklist import predictions_from_checkpoint
+    from sinotriage.triage.scoring import predictions_from_checkpoint
 
     with pytest.raises(FileNotFoundError, match="checkpoint"):
         predictions_from_checkpoint(tmp_path / "none.safetensors", tmp_path)

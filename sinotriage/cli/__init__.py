@@ -15,6 +15,12 @@ import importlib
 import typer
 
 from sinotriage import __version__
+from sinotriage.cli._common import (
+    EXIT_INTERNAL_ERROR,
+    debug_enabled,
+    report_internal_error,
+    set_debug,
+)
 
 # subcommand modules, in the order they are listed by --help
 COMMAND_MODULES: tuple[str, ...] = (
@@ -48,8 +54,12 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of internal errors (or set SINOTRIAGE_DEBUG=1)."
+    ),
 ) -> None:
     """Head-CT triage from the raw sinogram up."""
+    set_debug(debug)
 
 
 for _name in COMMAND_MODULES:
@@ -57,5 +67,15 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    """Entry point of the ``sinotriage`` console script."""
-    app()
+    """Entry point of the ``sinotriage`` console script and ``python -m sinotriage``.
+
+    An exception that escapes a command (a bug) ends in a one-line notice and exit code 1, or,
+    with ``--debug`` / ``SINOTRIAGE_DEBUG=1``, in its traceback.
+    """
+    try:
+        app(prog_name="sinotriage")
+    except Exception as exc:
+        if debug_enabled():
+            raise
+        report_internal_error(exc)
+        raise SystemExit(EXIT_INTERNAL_ERROR) from None

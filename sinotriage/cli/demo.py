@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import console, figure_path, user_errors
 
 
 def demo(
-    image_size: int = typer.Option(128, help="Image grid (pixels across the 250 mm field)."),
-    views: int = typer.Option(984, help="Number of views of the SinoCT fan-beam geometry."),
-    out: Path | None = typer.Option(None, help="Write a PNG of phantom / sinogram / FBP here."),
+    image_size: int = typer.Option(128, min=16, help="Image grid (pixels across the 250 mm field)."),
+    views: int = typer.Option(984, min=1, help="Number of views of the SinoCT fan-beam geometry."),
+    out: Path | None = typer.Option(
+        None, help="Write a figure of phantom / sinogram / FBP here (.png, .pdf, .svg, ...; a "
+                   "folder gets demo.png)."),
 ) -> None:
     """Project a head phantom in the SinoCT fan-beam geometry and reconstruct it with FBP."""
     import time
@@ -24,9 +26,11 @@ def demo(
     from sinotriage.phantoms import head_ct
 
     with user_errors():
+        if out is not None:
+            out = figure_path(out, "demo.png")
         geometry = sinoct(image_size=image_size, n_views=views)
         hu = torch.from_numpy(head_ct(seed=0, n_slices=1, image_size=image_size,
-                                      pixel_size=geometry.pixel_size).hu[0])
+                                      pixel_size=geometry.pixel_size).hu[0].copy())
         t0 = time.perf_counter()
         sino = project(hu_to_mu(hu), geometry)
         t1 = time.perf_counter()
@@ -43,20 +47,25 @@ def demo(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from sinotriage.io.files import atomic_savefig
+
         fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-        axes[0].imshow(hu, cmap="gray", vmin=0, vmax=80)
+        axes[0].imshow(hu.numpy(), cmap="gray", vmin=0, vmax=80)
         axes[0].set_title("phantom (HU, brain window 40/80)")
-        axes[1].imshow(sino, cmap="gray", aspect="auto")
+        axes[1].imshow(sino.numpy(), cmap="gray", aspect="auto")
         axes[1].set_title("sinogram (views x channels)")
-        axes[2].imshow(rec, cmap="gray", vmin=0, vmax=80)
+        axes[2].imshow(rec.numpy(), cmap="gray", vmin=0, vmax=80)
         axes[2].set_title("FBP (HU, brain window)")
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-        console.print(f"wrote {out}")
+        try:
+            with user_errors():
+                written = atomic_savefig(fig, out, dpi=100)
+        finally:
+            plt.close(fig)
+        console.print(f"wrote {written}")
 
 
 def register(app: typer.Typer) -> None:

@@ -45,17 +45,19 @@ def ingest(
     import time
 
     from sinotriage.io.layouts import ingest as run_ingest
+    from sinotriage.progress import progress_bar
+    from sinotriage.vocabulary import SPLITS
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    with user_errors():
+    with user_errors(), progress_bar(f"ingest {layout}", 0, enabled=None if progress else False
+                                     ) as bar:
         result = run_ingest(layout, src, out, preset=preset, mapping=mapping,
                             labels_csv=labels_csv, photons=photons, strict=strict,
                             backend=backend, device=device, seed=seed, workers=workers,
-                            scheduler=scheduler,
-                            progress=progress)
+                            scheduler=scheduler, progress=bar)
     manifest = result.store.manifest
-    counts = {s: sum(r["split"] == s for r in manifest) for s in ("train", "val", "test")}
+    counts = {s: sum(r["split"] == s for r in manifest) for s in SPLITS}
     labels = {v: sum(r["label"] == v for r in manifest) for v in (1, 0, -1)}
     console.print(
         f"{out}: {len(manifest)} studies ({result.written} written, {result.present} already "

@@ -36,15 +36,17 @@ def preprocess(
     import time
 
     from sinotriage.preprocess import preprocess as run
+    from sinotriage.progress import progress_bar
 
     counts = parse_int_list(views, "--views")
     t0 = time.perf_counter()
-    with user_errors():
+    with user_errors(), progress_bar("preprocess studies", 0, enabled=None if progress else False
+                                     ) as bar:
         if not store.exists():
             raise FileNotFoundError(f"no dataset store at {store}")
         result = run(store, counts, photons=noise_photons, filter=filter, cutoff=cutoff,
                      seed=seed, backend=backend, device=device, split=split, workers=workers,
-                     scheduler=scheduler, progress=progress)
+                     scheduler=scheduler, progress=bar)
     console.print(
         f"{store}: {result.written} derived groups written, {result.studies_done_before} studies "
         f"already complete; views {sorted(set(counts), reverse=True)}; "

@@ -13,7 +13,8 @@ from typing import Any
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import console, figure_path, user_errors
+from sinotriage.errors import InputError
 
 #: HU range of the raw-HU panel
 HU_DISPLAY_RANGE = (-1000.0, 1500.0)
@@ -70,21 +71,21 @@ def render(store: Any, study_id: str, out: Path, *, slice_index: int | None = No
     from sinotriage.windowing import CHANNEL_NAMES, WINDOWS, multi_window, window
 
     if not windows:
-        raise ValueError("--windows must name at least one window")
+        raise InputError("--windows must name at least one window")
     for w in windows:
         if w not in CHANNEL_NAMES:
-            raise ValueError(f"unknown window {w!r}; choose from {', '.join(CHANNEL_NAMES)}")
+            raise InputError(f"unknown window {w!r}; choose from {', '.join(CHANNEL_NAMES)}")
     if not store.has_study(study_id):
         have = store.study_ids()
-        raise ValueError(f"store {store.path} has no study {study_id!r} (it has {len(have)} studies, "
+        raise InputError(f"store {store.path} has no study {study_id!r} (it has {len(have)} studies, "
                          f"e.g. {', '.join(have[:5])})")
     arrays = store.arrays(study_id)
     if "hu" not in arrays:
-        raise ValueError(f"study {study_id!r} has no HU volume to show (arrays: {arrays})")
+        raise InputError(f"study {study_id!r} has no HU volume to show (arrays: {arrays})")
     n_slices = int(store.array(study_id, "hu").shape[0])
     k = pick_slice(store, study_id) if slice_index is None else int(slice_index)
     if not 0 <= k < n_slices:
-        raise ValueError(f"--slice must be in [0, {n_slices - 1}] for study {study_id!r}, got {k}")
+        raise InputError(f"--slice must be in [0, {n_slices - 1}] for study {study_id!r}, got {k}")
     hu = store.read(study_id, "hu", slices=k).astype(np.float32)
     stack = multi_window(hu, windows)
     record = store.record(study_id)
@@ -164,6 +165,7 @@ def show(
 
     with user_errors():
         names = tuple(w.strip() for w in windows.split(",") if w.strip())
+        out = figure_path(out, "show.png")
         path = render(open_store(store), study, out, slice_index=slice_index, windows=names, dpi=dpi)
     console.print(f"wrote {path}")
 

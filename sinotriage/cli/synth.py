@@ -32,16 +32,19 @@ def synth(
     """
     import time
 
+    from sinotriage.progress import progress_bar
     from sinotriage.synth import synthesize
+    from sinotriage.vocabulary import SPLITS
 
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    with user_errors():
+    with user_errors(), progress_bar("synth studies", 0, enabled=None if progress else False
+                                     ) as bar:
         result = synthesize(out, studies, preset=preset, seed=seed, prevalence=prevalence,
                             photons=photons, backend=backend, device=device, workers=workers,
-                            scheduler=scheduler, progress=progress)
+                            scheduler=scheduler, progress=bar)
     manifest = result.store.manifest
-    counts = {s: sum(r["split"] == s for r in manifest) for s in ("train", "val", "test")}
+    counts = {s: sum(r["split"] == s for r in manifest) for s in SPLITS}
     positive = sum(r["label"] == 1 for r in manifest)
     console.print(
         f"{out}: {len(manifest)} studies ({result.written} written, {result.skipped} already "

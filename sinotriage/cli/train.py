@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import check_device, console, figure_path, user_errors
+from sinotriage.errors import ConfigError, InputError
+
+
+def _load(config: Path, **overrides: Any) -> Any:
+    """The TrainConfig of a file, its device checked; a file that does not validate is a
+    :class:`~sinotriage.errors.ConfigError` (the loader's message names the file and key)."""
+    from sinotriage.training import load_config
+
+    try:
+        cfg = load_config(config, **overrides)
+    except InputError:
+        raise
+    except ValueError as exc:  # the loader's validation errors are about the user's file
+        raise ConfigError(str(exc)) from None
+    check_device(cfg.device, "--device" if "device" in overrides else f"{config}: device")
+    return cfg
 
 
 def register(app: typer.Typer) -> None:
@@ -21,10 +38,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model on a store (see docs/training.md)."""
         with user_errors():
-            from sinotriage.training import load_config, train
+            from sinotriage.training import train
 
-            overrides = {"device": device} if device else {}
-            cfg = load_config(config, **overrides)
+            cfg = _load(config, **({"device": device} if device else {}))
             result = train(cfg, resume=resume)
         console.print(f"best epoch {result.best_epoch}: validation AUC "
                       f"{result.val_metrics['val_auc']:.4f}; checkpoint {result.best_checkpoint}")
@@ -39,12 +55,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Learning-rate range test: plot training loss against learning rate."""
         with user_errors():
-            from sinotriage.training import load_config
             from sinotriage.training.lr_finder import lr_find, plot_lr_find
 
-            result = lr_find(load_config(config), start_lr, end_lr, steps)
-            plot_lr_find(result, out)
-        console.print(f"suggested learning rate {result.suggestion:.3g}; plot {out}")
+            out = figure_path(out, "lr_find.png")
+            result = lr_find(_load(config), start_lr, end_lr, steps)
+            written = plot_lr_find(result, out)
+        console.print(f"suggested learning rate {result.suggestion:.3g}; plot {written}")
 
     @app.command("evaluate")
     def evaluate_cmd(
@@ -59,11 +75,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Predictions CSV, metrics JSON and ROC PNG of a checkpoint on a split."""
         with user_errors():
-            from sinotriage.io.store import SPLITS
             from sinotriage.training import evaluate
+            from sinotriage.vocabulary import SPLITS
 
             if split not in SPLITS:
-                raise ValueError(f"--split must be one of {SPLITS}, got {split!r}")
+                raise InputError(f"--split must be one of {SPLITS}, got {split!r}")
+            check_device(device)
             result = evaluate(checkpoint, store, split, out_dir=out, device=device,
                               threshold=threshold)
         console.print_json(json.dumps({k: result.get(k) for k in

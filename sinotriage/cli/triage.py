@@ -6,21 +6,22 @@ from pathlib import Path
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import console, figure_path, user_errors
+from sinotriage.errors import InputError
 
 
 def _load_predictions(scores: Path | None, checkpoint: Path | None, store: Path | None,
                       split: str, val_split: str):
     """Predictions from a CSV, or from a checkpoint run over the store's val and worklist splits."""
     if (scores is None) == (checkpoint is None):
-        raise ValueError("give exactly one of --scores predictions.csv or --checkpoint CKPT (with --store)")
+        raise InputError("give exactly one of --scores predictions.csv or --checkpoint CKPT (with --store)")
     if scores is not None:
         from sinotriage.io.predictions import read_predictions
 
         return read_predictions(scores)
     if store is None:
-        raise ValueError("--checkpoint needs --store DIR.zarr (the studies to score)")
-    from sinotriage.triage.worklist import predictions_from_checkpoint
+        raise InputError("--checkpoint needs --store DIR.zarr (the studies to score)")
+    from sinotriage.triage.scoring import predictions_from_checkpoint
 
     return predictions_from_checkpoint(checkpoint, store, splits=(val_split, split))
 
@@ -43,7 +44,7 @@ def triage(
     """Rank studies by score, flag those above the operating threshold, write CSV and HTML."""
     from rich.table import Table
 
-    from sinotriage.triage.worklist import build_worklist, write_worklist_csv, write_worklist_html
+    from sinotriage.triage import build_worklist, write_worklist_csv, write_worklist_html
 
     with user_errors():
         preds = _load_predictions(scores, checkpoint, store, split, val_split)
@@ -87,13 +88,13 @@ def _parse_shares(text: str) -> dict[str, float]:
         name, _, value = part.partition("=")
         name = name.strip()
         if name not in CLASSES:
-            raise ValueError(f"--shares: unknown class {name!r}; choose from {', '.join(CLASSES)}")
+            raise InputError(f"--shares: unknown class {name!r}; choose from {', '.join(CLASSES)}")
         try:
             shares[name] = float(value)
         except ValueError:
-            raise ValueError(f"--shares expects class=fraction pairs, got {part!r}") from None
+            raise InputError(f"--shares expects class=fraction pairs, got {part!r}") from None
     if not shares:
-        raise ValueError(f"--shares expects e.g. emergency=0.4,inpatient=0.3,outpatient=0.3, got {text!r}")
+        raise InputError(f"--shares expects e.g. emergency=0.4,inpatient=0.3,outpatient=0.3, got {text!r}")
     return shares
 
 
@@ -121,18 +122,20 @@ def simulate(
 
     from rich.table import Table
 
-    from sinotriage.io.files import atomic_write_bytes
+    from sinotriage.io.files import atomic_write_bytes, json_safe
     from sinotriage.io.predictions import read_predictions
-    from sinotriage.triage.queue import WITHIN_MINUTES, simulate_policies
+    from sinotriage.triage import WITHIN_MINUTES, simulate_policies
     from sinotriage.triage.worklist import build_worklist
 
     with user_errors():
+        if plot is not None:
+            plot = figure_path(plot, "waits.png", "--plot")
         preds = read_predictions(scores)
         wl = build_worklist(preds, sensitivity=sensitivity, threshold=threshold, split=split,
                             val_split=val_split, top_k=0)
         y = [max(e.label, 0) for e in wl.entries]
         if any(e.label < 0 for e in wl.entries):
-            raise ValueError(f"{scores}: every {split} study needs a known label to simulate waits")
+            raise InputError(f"{scores}: every {split} study needs a known label to simulate waits")
         s = [e.score for e in wl.entries]
         comp = simulate_policies(y, s, wl.operating_point.threshold, n_readers=n_readers, n_repeats=repeats,
                                  seed=seed, studies_per_shift=studies_per_shift, rate_per_hour=rate, read_time=read_time, read_mean=read_mean,
@@ -166,25 +169,12 @@ def simulate(
             if out.suffix == ".json":
                 doc = {"operating_point": wl.operating_point.__dict__, "rows": comp.rows,
                        "settings": comp.settings}
-                text = json.dumps(_no_nan(doc), indent=2)
+                text = json.dumps(json_safe(doc), indent=2, allow_nan=False)
             elif out.suffix == ".md":
                 text = comp.to_markdown() + "\n"
             else:
-                raise ValueError(f"--out must end in .md or .json, got {out}")
+                raise InputError(f"--out must end in .md or .json, got {out}")
             console.print(f"wrote {atomic_write_bytes(out, text.encode('utf-8'))}")
-
-
-def _no_nan(value):
-    """JSON has no NaN: replace it by null, recursively."""
-    import math
-
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_no_nan(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def register(app: typer.Typer) -> None:

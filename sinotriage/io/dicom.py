@@ -26,16 +26,27 @@ slice spacing ``dz`` is the median difference of the sorted projections; ``(dy, 
 Reading policy
 --------------
 Every file that cannot contribute to the volume has a *reason*; ``strict=True`` raises
-:class:`DicomError` (a ``ValueError``) naming the file and the reason, ``strict=False`` skips it
-with a :class:`DicomWarning` naming the file, and lists it in ``vol.skipped`` (``vol.n_skipped``
-counts them). A corrupt file never crashes the process: every exception of pydicom on one file
-becomes a reason.
+:class:`DicomError` (an :class:`~sinotriage.errors.InputError`, so a ``ValueError``) naming the
+file and the reason, ``strict=False`` skips it with a :class:`DicomWarning` naming the file, and
+lists it in ``vol.skipped`` (``vol.n_skipped`` counts them). A corrupt or hostile file never
+crashes the process nor aborts the series: every failure on one file becomes a reason.
 
 ==================  ==============================================================================
 reason              what
 ==================  ==============================================================================
-``unreadable``      not DICOM, truncated or corrupt (pydicom cannot parse it, or its pixel data
-                    is shorter than the header says)
+``unreadable``      not DICOM (checked from the first bytes before any forced parse), truncated or
+                    corrupt (pydicom cannot parse it, or its pixel data is shorter than the header
+                    says)
+``too-large``       the file is over ``max_pixel_bytes`` + 16 MiB, a deflated dataset inflates to
+                    more, or the header declares an image over ``max_pixel_bytes`` (checked
+                    before decoding)
+``bad-header``      a value the volume depends on does not parse, is not finite or is out of range
+                    (RescaleSlope/Intercept, ImagePositionPatient, ImageOrientationPatient,
+                    PixelSpacing, SliceThickness, SpacingBetweenSlices, Rows, Columns, Bits*,
+                    PixelRepresentation, SamplesPerPixel, NumberOfFrames, TransferSyntaxUID);
+                    the message names the tag and the value
+``not-ct``          ``Modality`` is not CT or the SOP class is not a CT image class (MR, RTDOSE,
+                    secondary captures); ``allow_non_ct=True`` reads them
 ``no-pixels``       a DICOM file without an image (structured report, RT structure set, DICOMDIR)
 ``multi-frame``     more than one frame per file (enhanced CT is not supported)
 ``needs-plugin``    a compressed transfer syntax whose decoder is not installed; the message names
@@ -50,6 +61,11 @@ reason              what
 ``duplicate``       two slices at the same position (within 1 % of the spacing, at least 1 um);
                     the first by ``(InstanceNumber, file name)`` is kept
 ==================  ==============================================================================
+
+Header checks and the byte caps live in :mod:`sinotriage.io.dicom_header`, decoding in
+:mod:`sinotriage.io.dicom_pixels`. ``vol.skipped_by_reason`` (and
+:func:`~sinotriage.io.dicom_header.reason_counts`) count skipped files by reason; a
+:class:`DicomError` raised because nothing is left carries the skipped files in ``.skipped``.
 
 Gaps larger than ``1.5 x`` the median slice spacing (missing slices) cannot be repaired by
 skipping: ``strict=True`` raises naming the files on both sides, ``strict=False`` keeps the
@@ -71,7 +87,21 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.io.dicom_header import (
+    DEFAULT_MAX_PIXEL_BYTES,
+    REASONS,
+    DicomError,
+    DicomWarning,
+    Skipped,
+    check_header,
+    is_ct_image_class,
+    open_dataset,
+    reason_counts,
+)
+from sinotriage.io.dicom_pixels import decode_hu, rsna_quirk_applies
+
 __all__ = [
+    "DEFAULT_MAX_PIXEL_BYTES",
     "DicomError",
     "DicomWarning",
     "DicomSlice",
@@ -81,6 +111,7 @@ __all__ = [
     "read_dicom_slice",
     "read_dicom_series",
     "read_header",
+    "reason_counts",
     "rsna_quirk_applies",
     "list_files",
 ]
@@ -98,18 +129,6 @@ class _RsnaUidFilter(logging.Filter):
 
 logging.getLogger("pydicom").addFilter(_RsnaUidFilter())
 
-#: reasons a file is skipped or refused (see the module docstring)
-REASONS: tuple[str, ...] = (
-    "unreadable",
-    "no-pixels",
-    "multi-frame",
-    "needs-plugin",
-    "no-geometry",
-    "other-series",
-    "image-size",
-    "duplicate",
-)
-
 #: header tags kept in ``DicomSlice.meta`` / ``DicomVolume.meta`` (no patient identifiers)
 META_TAGS: tuple[str, ...] = (
     "Modality",
@@ -123,34 +142,7 @@ META_TAGS: tuple[str, ...] = (
     "ContrastBolusAgent",
 )
 
-_PLUGIN_HINT = (
-    "install a decoder plugin: `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
-    "pylibjpeg-rle` or `pip install python-gdcm`"
-)
-
 GAP_FACTOR = 1.5
-
-
-class DicomError(ValueError):
-    """A DICOM file or series cannot be read under the policy (the message names the file)."""
-
-    def __init__(self, message: str, path: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-        self.reason = reason
-
-
-class DicomWarning(UserWarning):
-    """A file was skipped, or a series has gaps (``strict=False``)."""
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file left out of a volume: its path, the reason (one of :data:`REASONS`), a message."""
-
-    path: str
-    reason: str
-    message: str
 
 
 @dataclass
@@ -170,12 +162,14 @@ class DicomSlice:
     uids : dict
         ``study``, ``series``, ``sop`` instance UIDs.
     instance : int
-        ``InstanceNumber`` (0 when absent).
+        ``InstanceNumber`` (0 when absent or not an integer).
     meta : dict
         Selected header values (:data:`META_TAGS`), JSON-able.
     path : str
     rsna_fixed : bool
         Whether the RSNA 2019 quirk fix was applied.
+    slice_thickness, spacing_between_slices : float or None
+        Validated ``SliceThickness`` / ``SpacingBetweenSlices`` in mm (None: absent).
     """
 
     hu: np.ndarray
@@ -187,6 +181,8 @@ class DicomSlice:
     meta: dict[str, Any]
     path: str
     rsna_fixed: bool = False
+    slice_thickness: float | None = None
+    spacing_between_slices: float | None = None
 
     @property
     def normal(self) -> np.ndarray:
@@ -236,6 +232,11 @@ class DicomVolume:
         return len(self.skipped)
 
     @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        """``{reason: number of files skipped}`` (reasons in the order of :data:`REASONS`)."""
+        return reason_counts(self.skipped)
+
+    @property
     def files(self) -> list[str]:
         """Path of each slice, in slice order."""
         return list(self.meta["files"])
@@ -246,59 +247,38 @@ class DicomVolume:
 
 
 # -- one file ------------------------------------------------------------------------------------
-def rsna_quirk_applies(ds: Any) -> bool:
-    """True when the RSNA 2019 fix applies: BitsStored 12, unsigned pixels, intercept > -100."""
-    try:
-        return (
-            int(ds.get("BitsStored", 0)) == 12
-            and int(ds.get("PixelRepresentation", -1)) == 0
-            and float(ds.get("RescaleIntercept", -1024)) > -100
-        )
-    except (TypeError, ValueError):
-        return False
+def read_header(path: str | os.PathLike[str], *,
+                max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES) -> Any:
+    """Read a file's header without pixel data (pydicom dataset).
+
+    The file size cap, the quick non-DICOM check and the deflate cap of
+    :func:`~sinotriage.io.dicom_header.open_dataset` apply.
+
+    Raises
+    ------
+    DicomError
+        ``unreadable`` or ``too-large``; the message names the file.
+    """
+    return open_dataset(str(path), stop_before_pixels=True, max_pixel_bytes=max_pixel_bytes)
 
 
-def read_header(path: str | os.PathLike[str]) -> Any:
-    """Read a file's header without pixel data; :class:`DicomError` ("unreadable") on failure."""
-    return _dcmread(str(path), stop_before_pixels=True)
-
-
-def _dcmread(path: str, stop_before_pixels: bool = False) -> Any:
-    """``dcmread``; files without the preamble/meta header are accepted when they parse into a
-    dataset with an SOP class, UIDs or a modality; any failure is "unreadable". The UIDs are
-    decoded here (pydicom decodes lazily) with the non-standard-UID warning silenced."""
-    try:
-        with warnings.catch_warnings():
-            # non-standard UIDs (the RSNA files use "ID_1a2b3c") are read as they are
-            warnings.filterwarnings("ignore", message="Invalid value for VR UI")
-            return _dcmread_uids(path, stop_before_pixels)
-    except Exception as exc:  # noqa: BLE001 - any parse failure of one file is "unreadable"
-        raise DicomError(f"{path}: unreadable ({type(exc).__name__}: {exc})", path,
-                         "unreadable") from None
-
-
-def _dcmread_uids(path: str, stop_before_pixels: bool) -> Any:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
-    except InvalidDicomError as first:
-        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
-        if not any(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "Modality")):
-            raise first from None
-    for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"):
-        ds.get(key)  # decoded now, while the warning is silenced
-    return ds
-
-
-def read_dicom_slice(path: str | os.PathLike[str]) -> DicomSlice:
+def read_dicom_slice(path: str | os.PathLike[str], *,
+                     max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
+                     allow_non_ct: bool = False) -> DicomSlice:
     """Read one CT DICOM file into HU.
 
     Parameters
     ----------
     path : path-like
         A single-frame DICOM image.
+    max_pixel_bytes : int
+        Cap on the decoded image, bytes, counted at ``max(4, BitsAllocated / 8)`` bytes a pixel
+        (at least the float32 HU image) and checked from the header before decoding; the file
+        itself may hold at most ``max_pixel_bytes + 16 MiB``. Reading one file holds at most about
+        three times this (file bytes, decoded array, HU image).
+    allow_non_ct : bool
+        Read images whose ``Modality`` / SOP class is not CT (MR, RTDOSE, ...) as they are
+        (the modality LUT then gives that modality's units, not HU).
 
     Returns
     -------
@@ -313,97 +293,74 @@ def read_dicom_slice(path: str | os.PathLike[str]) -> DicomSlice:
         The file cannot be used; ``.reason`` is one of :data:`REASONS` (see the module docstring)
         and the message names the file.
     """
-    from pydicom.pixels import apply_modality_lut
-
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"DICOM file {path} does not exist")
-    ds = _dcmread(path)
+    ds = open_dataset(path, max_pixel_bytes=max_pixel_bytes)
     if "PixelData" not in ds:
-        kind = getattr(ds.get("SOPClassUID"), "name", ds.get("SOPClassUID", "unknown"))
+        if "Rows" in ds or "BitsAllocated" in ds or is_ct_image_class(ds):
+            raise DicomError(f"{path}: unreadable (an image header without pixel data; "
+                             "truncated?)", path, "unreadable")
+        kind = _uid_name(ds, "SOPClassUID")
         raise DicomError(f"{path}: no image (no PixelData; SOP class {kind})", path, "no-pixels")
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise DicomError(f"{path}: multi-frame image ({ds.NumberOfFrames} frames) is not "
-                         "supported; export single-frame slices", path, "multi-frame")
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001
-        file_meta = getattr(ds, "file_meta", None)
-        tsyntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
-        if tsyntax is not None and tsyntax.is_compressed and _is_missing_plugin(exc):
-            raise DicomError(
-                f"{path}: compressed pixel data ({tsyntax.name}) needs a decoder plugin that is "
-                f"not installed; {_PLUGIN_HINT}", path, "needs-plugin") from None
-        raise DicomError(f"{path}: unreadable pixel data ({type(exc).__name__}: {exc})", path,
-                         "unreadable") from None
-    try:
-        position = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=np.float64)
-        orientation = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64)
-        spacing = tuple(float(v) for v in ds.PixelSpacing)
-        if position.shape != (3,) or orientation.shape != (6,) or len(spacing) != 2:
-            raise ValueError("wrong number of values")
-        _normal(orientation)
-    except Exception as exc:  # noqa: BLE001
-        raise DicomError(f"{path}: no usable geometry (ImagePositionPatient, "
-                         f"ImageOrientationPatient, PixelSpacing: {exc})", path,
-                         "no-geometry") from None
-    if stored.ndim != 2:
-        raise DicomError(f"{path}: pixel data of shape {stored.shape} is not one grayscale image",
-                         path, "no-pixels")
-    fixed = rsna_quirk_applies(ds)
-    if fixed:
-        px = stored.astype(np.int32) + 1000
-        px[px >= 4096] -= 4096
-        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-        hu = (px * slope - 1000.0).astype(np.float32)
-        logger.info("%s: RSNA 2019 quirk (BitsStored 12, PixelRepresentation 0, RescaleIntercept "
-                    "%s): stored + 1000, wrapped at 4096, intercept -1000", path,
-                    ds.get("RescaleIntercept"))
-    else:
-        hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
-    uids = {
-        "study": str(ds.get("StudyInstanceUID", "")),
-        "series": str(ds.get("SeriesInstanceUID", "")),
-        "sop": str(ds.get("SOPInstanceUID", "")),
-    }
-    return DicomSlice(hu=hu, position=position, orientation=orientation,
-                      pixel_spacing=(spacing[0], spacing[1]), uids=uids,
-                      instance=_int(ds.get("InstanceNumber")), meta=_meta(ds), path=path,
-                      rsna_fixed=fixed)
+    head = check_header(ds, path, max_pixel_bytes=max_pixel_bytes, allow_non_ct=allow_non_ct)
+    hu, fixed = decode_hu(ds, head, path)
+    uids = {key: _text(ds, tag) for key, tag in
+            (("study", "StudyInstanceUID"), ("series", "SeriesInstanceUID"),
+             ("sop", "SOPInstanceUID"))}
+    return DicomSlice(hu=hu, position=np.asarray(head.position, dtype=np.float64),
+                      orientation=np.asarray(head.orientation, dtype=np.float64),
+                      pixel_spacing=head.pixel_spacing, uids=uids,
+                      instance=_int(_safe_get(ds, "InstanceNumber")), meta=_meta(ds), path=path,
+                      rsna_fixed=fixed, slice_thickness=head.slice_thickness,
+                      spacing_between_slices=head.spacing_between_slices)
 
 
-def _is_missing_plugin(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError | NotImplementedError | ImportError) and (
-        "plugin" in text or "missing" in text or "unable to decompress" in text
-        or "no pixel data handler" in text
-    )
+def _safe_get(ds: Any, keyword: str) -> Any:
+    """``ds.get(keyword)``, None when pydicom cannot convert the value."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - an unconvertible optional value is treated as absent
+        return None
+
+
+def _text(ds: Any, keyword: str) -> str:
+    value = _safe_get(ds, keyword)
+    return "" if value is None else str(value)
+
+
+def _uid_name(ds: Any, keyword: str) -> str:
+    value = _safe_get(ds, keyword)
+    return str(getattr(value, "name", value or "unknown"))
 
 
 def _meta(ds: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for tag in META_TAGS:
-        value = ds.get(tag)
+        value = _safe_get(ds, tag)
         if value is None or value == "":
             continue
         if isinstance(value, str):
             out[tag] = str(value)
-        elif isinstance(value, int):
-            out[tag] = int(value)
-        elif isinstance(value, float):
-            out[tag] = float(value)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            out[tag] = str(value)
+            continue
+        if not np.isfinite(number):
+            out[tag] = str(value)
         else:
-            try:
-                out[tag] = float(value)
-            except (TypeError, ValueError):
-                out[tag] = str(value)
+            out[tag] = int(value) if isinstance(value, int) else number
     return out
 
 
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -457,6 +414,8 @@ def read_dicom_series(
     *,
     strict: bool = False,
     series_uid: str | None = None,
+    max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
+    allow_non_ct: bool = False,
 ) -> DicomVolume:
     """Read a CT series (a folder or a list of files) into a HU volume.
 
@@ -471,6 +430,10 @@ def read_dicom_series(
     series_uid : str, optional
         Read this ``SeriesInstanceUID`` only (files of other series are skipped silently, not
         counted). Default: the only series, or the largest one (see the policy).
+    max_pixel_bytes : int
+        Cap on each file's decoded image (:func:`read_dicom_slice`); over it: ``too-large``.
+    allow_non_ct : bool
+        Read non-CT images too (:func:`read_dicom_slice`); default: ``not-ct``.
 
     Returns
     -------
@@ -483,7 +446,7 @@ def read_dicom_series(
         ``source`` does not exist.
     DicomError
         ``strict`` and a file or the series breaks the policy (module docstring), or no slice is
-        left.
+        left (then ``.skipped`` lists every skipped file).
     """
     if isinstance(source, str | os.PathLike):
         p = Path(source)
@@ -500,7 +463,7 @@ def read_dicom_series(
     slices: list[DicomSlice] = []
     for f in files:
         try:
-            s = read_dicom_slice(f)
+            s = read_dicom_slice(f, max_pixel_bytes=max_pixel_bytes, allow_non_ct=allow_non_ct)
         except FileNotFoundError:
             raise
         except DicomError as exc:
@@ -512,8 +475,10 @@ def read_dicom_series(
     slices = _one_series(slices, policy)
     slices = _one_shape(slices, policy)
     if not slices:
+        counts = ", ".join(f"{r} {n}" for r, n in reason_counts(policy.skipped).items())
         raise DicomError(f"DICOM series {where}: no readable image left "
-                         f"({len(policy.skipped)} files skipped)", where, "unreadable")
+                         f"({len(policy.skipped)} files skipped: {counts or 'none'})", where,
+                         "unreadable", skipped=policy.skipped)
     normal = slices[0].normal
     proj = np.asarray([float(s.position @ normal) for s in slices])
     order = sorted(range(len(slices)), key=lambda i: (proj[i], slices[i].instance,
@@ -599,8 +564,11 @@ def _drop_duplicates(slices: list[DicomSlice], proj: np.ndarray,
 def _slice_spacing(slices: list[DicomSlice], proj: np.ndarray,
                    policy: _Policy) -> tuple[float, list[tuple[int, float]]]:
     if len(slices) == 1:
-        meta = slices[0].meta
-        return float(meta.get("SpacingBetweenSlices", meta.get("SliceThickness", 0.0)) or 0.0), []
+        s = slices[0]
+        for value in (s.spacing_between_slices, s.slice_thickness):
+            if value:
+                return float(value), []
+        return 0.0, []
     steps = np.diff(proj)
     dz = float(np.median(steps))
     gaps = [(int(i), float(steps[i])) for i in np.flatnonzero(steps > GAP_FACTOR * dz)]

@@ -18,16 +18,19 @@ Example::
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sinotriage.metrics import AGGREGATIONS, LABEL_NAMES, aggregate_slices
+from sinotriage.errors import InputError
+from sinotriage.io.aggregation import AGGREGATIONS, aggregate_slices
+from sinotriage.io.files import atomic_write_text
+from sinotriage.vocabulary import LABEL_NAMES
 
 KEY_COLUMNS: tuple[str, ...] = ("study_id", "split", "slice")
 #: the ``slice`` value of a scan-level row
@@ -74,17 +77,17 @@ class Predictions:
         _check_label_names(self.label_names)
         for name, shape in (("split", (len(self.split),)), ("slice", self.slice.shape)):
             if shape != (n,):
-                raise ValueError(f"{name} must have {n} entries (one per study_id), got {shape[0]}")
+                raise InputError(f"{name} must have {n} entries (one per study_id), got {shape[0]}")
         for name, arr in (("labels", labels), ("scores", scores)):
             if arr.shape != (n, n_labels):
-                raise ValueError(
+                raise InputError(
                     f"{name} must have shape ({n}, {n_labels}) for labels {self.label_names}, "
                     f"got {arr.shape}"
                 )
         if not np.all(np.isin(labels, (-1, 0, 1))):
-            raise ValueError("labels must be 0, 1 or -1 (unknown)")
+            raise InputError("labels must be 0, 1 or -1 (unknown)")
         if np.any(self.slice < SCAN_ROW):
-            raise ValueError(f"slice must be >= 0 or {SCAN_ROW} for a scan row")
+            raise InputError(f"slice must be >= 0 or {SCAN_ROW} for a scan row")
 
     def __len__(self) -> int:
         return len(self.study_id)
@@ -114,7 +117,7 @@ class Predictions:
     def column(self, name: str = "any") -> tuple[np.ndarray, np.ndarray]:
         """``(labels, scores)`` of one label, shapes (n,)."""
         if name not in self.label_names:
-            raise ValueError(f"label {name!r} is not in these predictions; they hold {self.label_names}")
+            raise InputError(f"label {name!r} is not in these predictions; they hold {self.label_names}")
         j = self.label_names.index(name)
         return self.labels[:, j], self.scores[:, j]
 
@@ -126,10 +129,10 @@ class Predictions:
         (-1 if any slice label is unknown). Existing scan rows are replaced.
         """
         if method not in AGGREGATIONS:
-            raise ValueError(f"method must be one of {AGGREGATIONS}, got {method!r}")
+            raise InputError(f"method must be one of {AGGREGATIONS}, got {method!r}")
         sl = self.slices()
         if len(sl) == 0:
-            raise ValueError("with_scan_rows needs slice-level rows (slice >= 0), found none")
+            raise InputError("with_scan_rows needs slice-level rows (slice >= 0), found none")
         studies, agg = aggregate_slices(sl.scores, sl.study_id, sl.slice, method=method, k=k)
         ids = np.asarray(sl.study_id)
         labels = np.empty((len(studies), len(self.label_names)), dtype=np.int8)
@@ -148,13 +151,13 @@ class Predictions:
 
 def _check_label_names(names: Sequence[str]) -> None:
     if not names:
-        raise ValueError("label_names must name at least one label")
+        raise InputError("label_names must name at least one label")
     unknown = [n for n in names if n not in LABEL_NAMES]
     if unknown:
-        raise ValueError(f"unknown label name(s) {unknown}; choices are {LABEL_NAMES}")
+        raise InputError(f"unknown label name(s) {unknown}; choices are {LABEL_NAMES}")
     order = [LABEL_NAMES.index(n) for n in names]
     if order != sorted(set(order)):
-        raise ValueError(f"label_names must be distinct and in the order {LABEL_NAMES}, got {tuple(names)}")
+        raise InputError(f"label_names must be distinct and in the order {LABEL_NAMES}, got {tuple(names)}")
 
 
 def header(label_names: Sequence[str]) -> list[str]:
@@ -179,26 +182,18 @@ def write_predictions(path: str | os.PathLike[str], predictions: Predictions) ->
     """
     if not isinstance(predictions, Predictions):
         raise TypeError(f"predictions must be a Predictions, got {type(predictions).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header(predictions.label_names))
-            for i in range(len(predictions)):
-                row: list[str | int] = [
-                    predictions.study_id[i], predictions.split[i], int(predictions.slice[i])
-                ]
-                for j in range(len(predictions.label_names)):
-                    lab = int(predictions.labels[i, j])
-                    row += ["" if lab < 0 else lab, repr(float(predictions.scores[i, j]))]
-                writer.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header(predictions.label_names))
+    for i in range(len(predictions)):
+        row: list[str | int] = [
+            predictions.study_id[i], predictions.split[i], int(predictions.slice[i])
+        ]
+        for j in range(len(predictions.label_names)):
+            lab = int(predictions.labels[i, j])
+            row += ["" if lab < 0 else lab, repr(float(predictions.scores[i, j]))]
+        writer.writerow(row)
+    return atomic_write_text(path, buf.getvalue())
 
 
 def read_predictions(path: str | os.PathLike[str]) -> Predictions:
@@ -219,41 +214,44 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
         try:
             cols = next(reader)
         except StopIteration:
-            raise ValueError(f"{path}: empty file, expected a header {','.join(KEY_COLUMNS)},...") from None
+            raise InputError(f"{path}: empty file, expected a header {','.join(KEY_COLUMNS)},...") from None
         cols = [c.strip() for c in cols]
         if tuple(cols[:3]) != KEY_COLUMNS:
-            raise ValueError(f"{path}: the header must start with {','.join(KEY_COLUMNS)}, got {','.join(cols[:3])}")
+            raise InputError(f"{path}: the header must start with {','.join(KEY_COLUMNS)}, got {','.join(cols[:3])}")
         rest = cols[3:]
         if len(rest) == 0 or len(rest) % 2:
-            raise ValueError(f"{path}: expected pairs of label_L,score_L columns after slice, got {rest}")
+            raise InputError(f"{path}: expected pairs of label_L,score_L columns after slice, got {rest}")
         names = []
         for a, b in zip(rest[::2], rest[1::2], strict=True):
             if not a.startswith("label_") or b != "score_" + a[6:]:
-                raise ValueError(f"{path}: bad column pair {a!r},{b!r}; expected label_L,score_L")
+                raise InputError(f"{path}: bad column pair {a!r},{b!r}; expected label_L,score_L")
             if a[6:] not in LABEL_NAMES:
-                raise ValueError(f"{path}: column {a!r} names unknown label {a[6:]!r}; choices are {LABEL_NAMES}")
+                raise InputError(f"{path}: column {a!r} names unknown label {a[6:]!r}; choices are {LABEL_NAMES}")
             names.append(a[6:])
         try:
             _check_label_names(names)
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from None
         ids, splits, slices, labels, scores = [], [], [], [], []
+        first_line: dict[tuple[str, int], int] = {}  # (study, slice) -> line of its first row
+        study_split: dict[str, tuple[str, int]] = {}  # study -> (split, line)
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != len(cols):
-                raise ValueError(f"{path}, line {line_no}: expected {len(cols)} columns, got {len(row)}")
+                raise InputError(f"{path}, line {line_no}: expected {len(cols)} columns, got {len(row)}")
             ids.append(row[0])
             splits.append(row[1])
             slices.append(_parse_int(row[2], path, "slice", line_no))
             if slices[-1] < SCAN_ROW:
-                raise ValueError(f"{path}, line {line_no}, column slice: expected >= -1, got {row[2]!r}")
+                raise InputError(f"{path}, line {line_no}, column slice: expected >= -1, got {row[2]!r}")
+            _check_unique(path, line_no, row[0], row[1], slices[-1], first_line, study_split)
             lab, sc = [], []
             for j, name in enumerate(names):
                 cell = row[3 + 2 * j].strip()
                 value = -1 if cell == "" else _parse_int(cell, path, f"label_{name}", line_no)
                 if value not in (-1, 0, 1):
-                    raise ValueError(f"{path}, line {line_no}, column label_{name}: expected 0, 1 or empty, got {cell!r}")
+                    raise InputError(f"{path}, line {line_no}, column label_{name}: expected 0, 1 or empty, got {cell!r}")
                 lab.append(value)
                 sc.append(_parse_float(row[4 + 2 * j], path, f"score_{name}", line_no))
             labels.append(lab)
@@ -266,20 +264,36 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
     )
 
 
+def _check_unique(path: Path, line_no: int, study: str, split: str, index: int,
+                  first_line: dict[tuple[str, int], int],
+                  study_split: dict[str, tuple[str, int]]) -> None:
+    """Refuse a second row for the same (study, slice) and a study listed in two splits."""
+    what = "scan row" if index == SCAN_ROW else f"slice {index}"
+    key = (study, index)
+    if key in first_line:
+        raise InputError(f"{path}, line {line_no}: duplicate row for study {study!r}, {what} "
+                         f"(first on line {first_line[key]}); each (study_id, slice) may appear once")
+    first_line[key] = line_no
+    seen = study_split.setdefault(study, (split, line_no))
+    if seen[0] != split:
+        raise InputError(f"{path}, line {line_no}: study {study!r} is in split {split!r} here but "
+                         f"in {seen[0]!r} on line {seen[1]}; a study belongs to one split")
+
+
 def _parse_int(cell: str, path: Path, column: str, line_no: int) -> int:
     try:
         return int(cell)
     except ValueError:
-        raise ValueError(f"{path}, line {line_no}, column {column}: expected an integer, got {cell!r}") from None
+        raise InputError(f"{path}, line {line_no}, column {column}: expected an integer, got {cell!r}") from None
 
 
 def _parse_float(cell: str, path: Path, column: str, line_no: int) -> float:
     try:
         value = float(cell)
     except ValueError:
-        raise ValueError(f"{path}, line {line_no}, column {column}: expected a number, got {cell!r}") from None
+        raise InputError(f"{path}, line {line_no}, column {column}: expected a number, got {cell!r}") from None
     if not math.isfinite(value):
-        raise ValueError(f"{path}, line {line_no}, column {column}: expected a finite number, got {cell!r}")
+        raise InputError(f"{path}, line {line_no}, column {column}: expected a finite number, got {cell!r}")
     return value
 
 

@@ -1,48 +1,17 @@
 """The dataset store: one zarr (v3) directory per dataset, written once and read by many experiments.
 
-Every dataset, synthetic (``sinotriage synth``) or real (``sinotriage ingest``), becomes a store with
-this layout::
-
-    DIR.zarr/
-      zarr.json                root group; its attributes are listed below
-      manifest.json            gathered manifest {study_id: record} (see Store.write_manifest)
-      manifest.csv             the manifest as a table, one row per study (scalar fields)
-      studies/
-        zarr.json
-        <study_id>/            one group per study; its attributes are the study's record
-          hu        int16   (D, H, W)  Hounsfield units, rounded to 1 HU
-          sinogram  float32 (D, V, C)  line integrals of mu (dimensionless) at the full view count
-          tissues   uint8   (D, H, W)  tissue class per voxel (synthetic data only)
-          mask      uint8   (D, H, W)  hemorrhage subtype per voxel, 0 none, 1..5 (RSNA order)
-          labels    uint8   (D, 6)     slice labels: any, epidural, intraparenchymal,
-                                       intraventricular, subarachnoid, subdural
-          derived/             written by ``sinotriage preprocess``
-            v0246/             key derived_key(views, photons); attributes: views, photons, geometry
-              sinogram  float32 (D, 246, C)  the sinogram subsampled to 246 views
-              recon     int16   (D, H, W)    its FBP reconstruction in HU, rounded to 1 HU
-      .partial/                temporary groups of writes in progress (gone when a write succeeds)
-
-A study may lack some arrays (a DICOM series has no ``tissues``/``mask``; an unlabeled one has no
-``labels``). Volumes and sinograms are chunked one slice per chunk (``(1, H, W)``, ``(1, V, C)``) and
-compressed with Blosc/Zstd, so reading one slice reads one chunk. Slices are ordered inferior to
-superior.
-
-Root attributes
----------------
-``sinotriage_store`` (format version, 1), ``label_names`` (the six RSNA names), ``units``,
-``geometry`` (``geometry.to_dict()`` of the full-view scanner geometry, or ``None``), ``mu_water``
-(mm^-1, used for HU <-> mu), ``source`` (e.g. ``"synthetic"``, ``"rsna"``), ``settings`` (generator
-or ingest settings), ``splits`` ({study_id: "train"|"val"|"test"}, written by
-:meth:`Store.assign_splits`), plus anything the writer adds.
+Every dataset, synthetic (``sinotriage synth``) or real (``sinotriage ingest``), becomes a store:
+a directory ``DIR.zarr`` with one group per study under ``studies/``, the gathered manifest, and
+the root attributes. The layout, array dtypes and root attributes are described in
+:mod:`sinotriage.io.store_format`.
 
 The manifest
 ------------
-One record per study: ``study_id``, ``split``, ``label`` (scan level: 1 abnormal, 0 normal,
--1 unknown), one 0/1 flag per subtype name (``epidural`` ... ``subdural``; -1 unknown),
-``n_slices``, plus writer-specific keys (JSON values). Each study keeps its own record in its group's
-attributes, so concurrent writers (dask tasks) never share a file; the root ``manifest.json`` and
-``manifest.csv`` are gathered from the study groups by :meth:`Store.write_manifest` at the end of a
-run, and :attr:`Store.manifest` re-reads any study that the gathered file does not list yet.
+One record per study (:mod:`sinotriage.io.manifest`), kept in the study group's attributes and
+gathered into ``manifest.json`` / ``manifest.csv`` by :meth:`Store.write_manifest`. The split of
+each study is the root attribute ``splits`` (:mod:`sinotriage.io.splits`). Array names, dtypes,
+ids and the checks before a write are in :mod:`sinotriage.io.store_format`; derived groups in
+:mod:`sinotriage.io.store_derived`.
 
 Atomicity
 ---------
@@ -63,11 +32,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import errno
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -76,131 +43,44 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
 
+from sinotriage.errors import InputError, StoreError, StoreKeyError
+from sinotriage.io.manifest import UNASSIGNED, make_record, read_gathered, write_gathered
+from sinotriage.io.splits import stratified_splits
+from sinotriage.io.store_derived import DerivedGroups
+from sinotriage.io.store_format import (
+    DERIVED_ARRAYS,
+    DERIVED_DIR,
+    FORMAT_VERSION,
+    MODES,
+    PARTIAL_DIR,
+    STUDIES_DIR,
+    STUDY_ARRAYS,
+    STUDY_ID,
+    UNITS,
+    check_json,
+    check_study_id,
+    derived_key,
+    prepare_arrays,
+    verify_complete,
+)
+from sinotriage.io.store_format import write_array as _write_array
 from sinotriage.vocabulary import LABEL_NAMES, MU_WATER, SPLITS, SUBTYPE_NAMES
 
 __all__ = [
     "LABEL_NAMES",
     "SPLITS",
+    "SUBTYPE_NAMES",
     "STUDY_ARRAYS",
     "DERIVED_ARRAYS",
     "FORMAT_VERSION",
+    "UNASSIGNED",
     "Store",
     "create_store",
     "open_store",
     "derived_key",
     "stratified_splits",
 ]
-
-#: store format version written to the root attribute ``sinotriage_store``
-FORMAT_VERSION = 1
-
-UNASSIGNED = "unassigned"
-
-#: per-study arrays with a fixed dtype and layout: name -> (dtype, number of dimensions)
-STUDY_ARRAYS: dict[str, tuple[str, int]] = {
-    "hu": ("int16", 3),
-    "sinogram": ("float32", 3),
-    "tissues": ("uint8", 3),
-    "mask": ("uint8", 3),
-    "labels": ("uint8", 2),
-}
-#: arrays of a derived group (``sinotriage preprocess``)
-DERIVED_ARRAYS: dict[str, tuple[str, int]] = {
-    "sinogram": ("float32", 3),
-    "recon": ("int16", 3),
-}
-
-UNITS: dict[str, str] = {
-    "hu": "HU",
-    "recon": "HU",
-    "sinogram": "line integral of mu (dimensionless)",
-    "tissues": "class index",
-    "mask": "subtype index (0 none, 1..5 RSNA order)",
-    "labels": "0/1",
-}
-
-MODES: tuple[str, ...] = ("r", "r+")
-_STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_DERIVED_KEY = re.compile(r"^v(\d{4,})(?:_p(\d+))?$")
-_COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
-_STUDIES = "studies"
-_PARTIAL = ".partial"
-_DERIVED = "derived"
-
-
-def derived_key(views: int, photons: float | None = None) -> str:
-    """Name of the derived group for ``views`` views (and optional extra noise at ``photons``).
-
-    >>> derived_key(246), derived_key(61, 1e5)
-    ('v0246', 'v0061_p100000')
-    """
-    views = _positive_int(views, "views")
-    if photons is None:
-        return f"v{views:04d}"
-    if not isinstance(photons, int | float) or not np.isfinite(photons) or photons <= 0:
-        raise ValueError(f"photons must be a positive number or None, got {photons!r}")
-    return f"v{views:04d}_p{round(float(photons))}"
-
-
-def stratified_splits(
-    study_ids: Sequence[str],
-    labels: Sequence[int],
-    fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    seed: int = 0,
-) -> dict[str, str]:
-    """Assign each study to train/val/test, stratified by label, reproducibly.
-
-    Within each label stratum the studies (sorted by id) are shuffled with
-    ``numpy.random.default_rng([seed, label])`` and cut by cumulative ``fractions``
-    (largest-remainder rounding), so the result depends only on the set of (id, label) pairs
-    and the seed, never on the order the studies were written.
-
-    Parameters
-    ----------
-    study_ids : sequence of str
-        Study identifiers (unique).
-    labels : sequence of int
-        Scan label of each study (any integers; each value is a stratum).
-    fractions : 3 floats
-        Train, validation and test fractions; non-negative, summing to 1.
-    seed : int
-        Seed of the shuffle.
-
-    Returns
-    -------
-    dict
-        ``{study_id: "train" | "val" | "test"}``.
-    """
-    if len(study_ids) != len(labels):
-        raise ValueError(f"study_ids and labels differ in length: {len(study_ids)} != {len(labels)}")
-    if len(set(study_ids)) != len(study_ids):
-        raise ValueError("study_ids must be unique")
-    fr = np.asarray(fractions, dtype=float)
-    if fr.shape != (3,) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
-        raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions!r}")
-    out: dict[str, str] = {}
-    strata: dict[int, list[str]] = {}
-    for sid, lab in zip(study_ids, labels, strict=True):
-        strata.setdefault(int(lab), []).append(sid)
-    for lab in sorted(strata):
-        ids = sorted(strata[lab])
-        rng = np.random.default_rng([int(seed), lab + 1])  # +1: label -1 (unknown) stays >= 0
-        order = rng.permutation(len(ids))
-        counts = _largest_remainder(fr * len(ids))
-        bounds = np.cumsum(counts)
-        for rank, idx in enumerate(order):
-            out[ids[idx]] = SPLITS[int(np.searchsorted(bounds, rank, side="right"))]
-    return out
-
-
-def _largest_remainder(quotas: np.ndarray) -> np.ndarray:
-    counts = np.floor(quotas).astype(int)
-    short = int(round(quotas.sum())) - int(counts.sum())
-    if short > 0:
-        counts[np.argsort(-(quotas - counts), kind="stable")[:short]] += 1
-    return counts
 
 
 def create_store(
@@ -249,17 +129,35 @@ def create_store(
     root_attrs.update(dict(attrs or {}))
     if geometry is not None:
         root_attrs["geometry"] = geometry.to_dict()
-    _check_json(root_attrs, "attrs")
+    check_json(root_attrs, "attrs")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     try:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=3, attributes=root_attrs)
-        root.create_group(_STUDIES)
-        os.rename(tmp, path)
+        _build_root(tmp, root_attrs)
+        _publish_root(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return Store(path, mode="r+")
+
+
+def _build_root(tmp: Path, root_attrs: dict[str, Any]) -> None:
+    """Write the root group of a new store at the temporary path ``tmp``."""
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=3, attributes=root_attrs)
+    root.create_group(STUDIES_DIR)
+
+
+def _publish_root(tmp: Path, path: Path) -> None:
+    """Rename the new store into place; another process that got there first is a StoreError."""
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+            raise StoreError(
+                f"store {path} was created by another process while this one was creating it; "
+                "run the command again to resume that store, or choose another path"
+            ) from None
+        raise
 
 
 def open_store(path: str | os.PathLike[str], mode: str = "r") -> Store:
@@ -282,7 +180,7 @@ def open_store(path: str | os.PathLike[str], mode: str = "r") -> Store:
     return Store(path, mode=mode)
 
 
-class Store:
+class Store(DerivedGroups):
     """A dataset store on disk (see the module docstring for the layout).
 
     Use :func:`open_store` / :func:`create_store` to get one. A ``Store`` is cheap to create and
@@ -292,17 +190,17 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "r") -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = Path(path)
         self.mode = mode
         if not self.path.is_dir():
             raise FileNotFoundError(f"no dataset store at {self.path}")
-        if not (self.path / "zarr.json").is_file() or not (self.path / _STUDIES).is_dir():
-            raise ValueError(f"{self.path} is not a sinotriage store (no zarr.json / {_STUDIES}/)")
+        if not (self.path / "zarr.json").is_file() or not (self.path / STUDIES_DIR).is_dir():
+            raise StoreError(f"{self.path} is not a sinotriage store (no zarr.json / {STUDIES_DIR}/)")
         self._root = zarr.open_group(str(self.path), mode="r" if mode == "r" else "r+")
         version = self._root.attrs.get("sinotriage_store")
         if version != FORMAT_VERSION:
-            raise ValueError(
+            raise StoreError(
                 f"{self.path} is not a sinotriage store of format {FORMAT_VERSION} "
                 f"(attribute sinotriage_store = {version!r})"
             )
@@ -350,7 +248,7 @@ class Store:
     def update_attrs(self, **values: Any) -> None:
         """Set root attributes (JSON values). Single writer only: call it from the driver."""
         self._require_write()
-        _check_json(values, "attribute values")
+        check_json(values, "attribute values")
         self._reload_root().attrs.update(values)
 
     @property
@@ -369,7 +267,7 @@ class Store:
 
     # -- studies and the manifest ----------------------------------------------------------
     def _listed_ids(self) -> list[str]:
-        studies = self.path / _STUDIES
+        studies = self.path / STUDIES_DIR
         return sorted(
             name
             for name in os.listdir(studies)
@@ -378,7 +276,7 @@ class Store:
 
     def has_study(self, study_id: str) -> bool:
         """True when the study is completely written."""
-        return bool(_STUDY_ID.match(study_id)) and (self._study_dir(study_id) / "zarr.json").is_file()
+        return bool(STUDY_ID.match(study_id)) and (self._study_dir(study_id) / "zarr.json").is_file()
 
     def study_ids(self, split: str | None = None) -> list[str]:
         """Sorted ids of the complete studies, optionally only those of one split.
@@ -391,7 +289,7 @@ class Store:
             return self._listed_ids()
         choices = (*SPLITS, UNASSIGNED)
         if split not in choices:
-            raise ValueError(f"split must be one of {choices} or None, got {split!r}")
+            raise InputError(f"split must be one of {choices} or None, got {split!r}")
         return [r["study_id"] for r in self.manifest if r["split"] == split]
 
     def record(self, study_id: str) -> dict[str, Any]:
@@ -408,11 +306,7 @@ class Store:
         attributes otherwise; the split comes from the root attribute ``splits``.
         """
         ids = self._listed_ids()
-        cached: dict[str, Any] = {}
-        mfile = self.path / "manifest.json"
-        if mfile.is_file():
-            with contextlib.suppress(ValueError, OSError):
-                cached = json.loads(mfile.read_text())["studies"]
+        cached = read_gathered(self.path)
         splits = self._attr("splits", {})
         out = []
         for sid in ids:
@@ -433,11 +327,7 @@ class Store:
             rec = dict(self._study_group(sid).attrs)
             rec["split"] = splits.get(sid, rec.get("split", UNASSIGNED))
             records.append(rec)
-        _atomic_write_text(
-            self.path / "manifest.json",
-            json.dumps({"studies": {r["study_id"]: r for r in records}}, indent=1, sort_keys=True),
-        )
-        _atomic_write_text(self.path / "manifest.csv", _manifest_csv(records))
+        write_gathered(self.path, records)
         return records
 
     def assign_splits(
@@ -511,23 +401,23 @@ class Store:
                 views = None
         if views is None:
             if photons is not None:
-                raise ValueError("photons needs views (a derived group)")
+                raise InputError("photons needs views (a derived group)")
             if name not in grp or not isinstance(grp[name], zarr.Array):
-                raise KeyError(
+                raise StoreKeyError(
                     f"store {self.path}: study {study_id!r} has no array {name!r} "
                     f"(it has {self.arrays(study_id)})"
                 )
             return grp[name]
         key = derived_key(views, photons)
-        if _DERIVED not in grp or key not in grp[_DERIVED]:
+        if DERIVED_DIR not in grp or key not in grp[DERIVED_DIR]:
             have = self.derived_keys(study_id)
-            raise KeyError(
+            raise StoreKeyError(
                 f"store {self.path}: study {study_id!r} has no derived group {key!r} "
                 f"(it has {have}; run `sinotriage preprocess {self.path} --views {views}`)"
             )
-        sub = grp[_DERIVED][key]
+        sub = grp[DERIVED_DIR][key]
         if name not in sub:
-            raise KeyError(
+            raise StoreKeyError(
                 f"store {self.path}: study {study_id!r} derived group {key!r} has no array {name!r} "
                 f"(it has {sorted(n for n, _ in sub.arrays())})"
             )
@@ -575,68 +465,8 @@ class Store:
         if views is not None:
             geom = self._attr("geometry") or {}
             if not (name == "sinogram" and photons is None and views == geom.get("n_views")):
-                base = base / _DERIVED / derived_key(views, photons)
+                base = base / DERIVED_DIR / derived_key(views, photons)
         return (base / name / "zarr.json").is_file()
-
-    def derived_keys(self, study_id: str) -> list[str]:
-        """Keys of the complete derived groups of one study (e.g. ``["v0246", "v0492"]``)."""
-        d = self._study_dir(study_id) / _DERIVED
-        if not d.is_dir():
-            return []
-        return sorted(
-            n for n in os.listdir(d) if _DERIVED_KEY.match(n) and (d / n / "zarr.json").is_file()
-        )
-
-    def has_derived(self, study_id: str, views: int, photons: float | None = None) -> bool:
-        """True when the derived group for (views, photons) of the study is complete."""
-        return derived_key(views, photons) in self.derived_keys(study_id)
-
-    def views_available(
-        self, study_id: str | None = None, name: str = "recon", photons: float | None = None
-    ) -> list[int]:
-        """View counts at which ``name`` can be read, for one study or for every study.
-
-        Parameters
-        ----------
-        study_id : str, optional
-            One study; default: the counts available for *all* complete studies.
-        name : {"recon", "sinogram"}
-            ``sinogram`` also counts the original full-view sinogram.
-        photons : float, optional
-            Only derived groups with this extra-noise level (None: without extra noise).
-        """
-        if name not in DERIVED_ARRAYS:
-            raise ValueError(f"name must be one of {tuple(DERIVED_ARRAYS)}, got {name!r}")
-        ids = [study_id] if study_id is not None else self.study_ids()
-        common: set[int] | None = None
-        full = (self._attr("geometry") or {}).get("n_views")
-        for sid in ids:
-            have: set[int] = set()
-            for key in self.derived_keys(sid):
-                m = _DERIVED_KEY.match(key)
-                assert m is not None
-                p = int(m.group(2)) if m.group(2) else None
-                want = None if photons is None else round(float(photons))
-                if p == want and (self._study_dir(sid) / _DERIVED / key / name).is_dir():
-                    have.add(int(m.group(1)))
-            if name == "sinogram" and photons is None and full is not None:
-                if (self._study_dir(sid) / "sinogram").is_dir():
-                    have.add(int(full))
-            common = have if common is None else common & have
-        return sorted(common or ())
-
-    def derived_geometry(self, views: int, photons: float | None = None) -> Any:
-        """Geometry of the derived sinograms at ``views`` (the full geometry at the full count)."""
-        full = self.geometry
-        if full is not None and views == full.n_views and photons is None:
-            return full
-        key = derived_key(views, photons)
-        for sid in self.study_ids():
-            if key in self.derived_keys(sid):
-                from sinotriage.geometry import geometry_from_dict
-
-                return geometry_from_dict(self._study_group(sid)[_DERIVED][key].attrs["geometry"])
-        raise KeyError(f"store {self.path}: no study has derived group {key!r}")
 
     # -- writing ----------------------------------------------------------------------------
     def write_study(
@@ -672,90 +502,17 @@ class Store:
             True when this call wrote the study, False when it already existed.
         """
         self._require_write()
-        _check_study_id(study_id)
+        check_study_id(study_id)
         final = self._study_dir(study_id)
         if final.exists() and not overwrite:
             return False
-        data = self._prepare_arrays(study_id, arrays)
-        rec = self._make_record(study_id, data, record)
+        data = prepare_arrays(study_id, arrays, self.geometry, self.path)
+        rec = make_record(study_id, data, record)
         with self._partial_group(rec) as (grp, tmp):
             for name, arr in data.items():
                 _write_array(grp, name, arr)
-            grp.create_group(_DERIVED)
-            _verify_complete(tmp, [*data, _DERIVED])
-            return self._commit(tmp, final, overwrite)
-
-    def write_derived(
-        self,
-        study_id: str,
-        views: int,
-        arrays: Mapping[str, Any],
-        geometry: Any,
-        *,
-        photons: float | None = None,
-        attrs: Mapping[str, Any] | None = None,
-        overwrite: bool = False,
-    ) -> bool:
-        """Write a derived group (``sinotriage preprocess`` output) of one study atomically.
-
-        Parameters
-        ----------
-        study_id : str
-            An existing study.
-        views : int
-            View count of the derived sinogram; must equal ``geometry.n_views``.
-        arrays : mapping
-            ``sinogram`` float32 (D, views, C) and/or ``recon`` (D, H, W) HU (stored as int16,
-            rounded).
-        geometry : geometry object
-            Geometry of the derived sinogram (stored as the group attribute ``geometry``).
-        photons : float, optional
-            Extra-noise level, part of the group key (see :func:`derived_key`).
-        attrs : mapping, optional
-            More group attributes (e.g. the FBP filter).
-        overwrite : bool
-            Replace an existing group. Otherwise an existing group is left alone.
-
-        Returns
-        -------
-        bool
-            True when written, False when it already existed.
-        """
-        self._require_write()
-        if not self.has_study(study_id):
-            raise KeyError(f"store {self.path}: no study {study_id!r} to derive from")
-        key = derived_key(views, photons)
-        if geometry.n_views != views:
-            raise ValueError(f"geometry.n_views ({geometry.n_views}) != views ({views})")
-        n_slices = int(self._study_group(study_id).attrs.get("n_slices", -1))
-        data: dict[str, np.ndarray] = {}
-        for name, value in arrays.items():
-            if name not in DERIVED_ARRAYS:
-                raise ValueError(
-                    f"derived array name must be one of {tuple(DERIVED_ARRAYS)}, got {name!r}"
-                )
-            arr = _coerce(name, value, DERIVED_ARRAYS[name])
-            expected = geometry.sinogram_shape if name == "sinogram" else geometry.image_shape
-            if arr.shape[1:] != tuple(expected) or (n_slices > 0 and arr.shape[0] != n_slices):
-                raise ValueError(
-                    f"store {self.path}: study {study_id!r} derived {name!r} has shape {arr.shape}, "
-                    f"expected ({n_slices}, {', '.join(map(str, expected))})"
-                )
-            data[name] = arr
-        if not data:
-            raise ValueError("arrays must hold 'sinogram' and/or 'recon'")
-        meta = {"views": int(views), "photons": photons, "geometry": geometry.to_dict()}
-        meta.update(dict(attrs or {}))
-        derived = self._study_dir(study_id) / _DERIVED
-        if not (derived / "zarr.json").is_file():
-            zarr.open_group(str(derived), mode="a", zarr_format=3)
-        final = derived / key
-        if final.exists() and not overwrite:
-            return False
-        with self._partial_group(meta) as (grp, tmp):
-            for name, arr in data.items():
-                _write_array(grp, name, arr)
-            _verify_complete(tmp, list(data))
+            grp.create_group(DERIVED_DIR)
+            verify_complete(tmp, [*data, DERIVED_DIR])
             return self._commit(tmp, final, overwrite)
 
     def clean_partial(self) -> int:
@@ -764,7 +521,7 @@ class Store:
         Call it from the driver before a run, not while other writers work on the same store.
         """
         self._require_write()
-        part = self.path / _PARTIAL
+        part = self.path / PARTIAL_DIR
         if not part.is_dir():
             return 0
         names = os.listdir(part)
@@ -775,14 +532,14 @@ class Store:
     # -- internals --------------------------------------------------------------------------
     def _require_write(self) -> None:
         if self.mode == "r":
-            raise ValueError(f"store {self.path} is open read-only (open it with mode='r+')")
+            raise StoreError(f"store {self.path} is open read-only (open it with mode='r+')")
 
     def _reload_root(self) -> zarr.Group:
         self._root = zarr.open_group(str(self.path), mode="r" if self.mode == "r" else "r+")
         return self._root
 
     def _study_dir(self, study_id: str) -> Path:
-        return self.path / _STUDIES / study_id
+        return self.path / STUDIES_DIR / study_id
 
     def _study_group(self, study_id: str) -> zarr.Group:
         if not isinstance(study_id, str):
@@ -791,78 +548,14 @@ class Store:
         if grp is None:
             if not self.has_study(study_id):
                 n = len(self._listed_ids())
-                raise KeyError(f"store {self.path}: no study {study_id!r} ({n} studies stored)")
+                raise StoreKeyError(f"store {self.path}: no study {study_id!r} ({n} studies stored)")
             grp = zarr.open_group(str(self._study_dir(study_id)), mode="r")
             self._groups[study_id] = grp
         return grp
 
-    def _prepare_arrays(self, study_id: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        if not isinstance(arrays, Mapping) or not arrays:
-            raise ValueError(f"study {study_id!r}: arrays must be a non-empty mapping of name -> array")
-        if "hu" not in arrays and "sinogram" not in arrays:
-            raise ValueError(f"study {study_id!r}: arrays need 'hu' and/or 'sinogram', got {sorted(arrays)}")
-        data: dict[str, np.ndarray] = {}
-        for name, value in arrays.items():
-            if not isinstance(name, str) or not _STUDY_ID.match(name) or name == _DERIVED:
-                raise ValueError(f"study {study_id!r}: bad array name {name!r}")
-            data[name] = _coerce(name, value, STUDY_ARRAYS.get(name))
-        depth = {name: arr.shape[0] for name, arr in data.items()}
-        if len(set(depth.values())) != 1:
-            raise ValueError(f"study {study_id!r}: arrays differ in slice count: {depth}")
-        if depth[next(iter(depth))] == 0:
-            raise ValueError(f"study {study_id!r}: arrays have no slices")
-        geom = self.geometry
-        shapes = {name: arr.shape for name, arr in data.items()}
-        image_like = [n for n in ("hu", "tissues", "mask") if n in data]
-        if len({shapes[n] for n in image_like}) > 1:
-            raise ValueError(f"study {study_id!r}: hu/tissues/mask shapes differ: {shapes}")
-        if "labels" in data and data["labels"].shape[1] != len(LABEL_NAMES):
-            raise ValueError(
-                f"study {study_id!r}: labels must be (D, {len(LABEL_NAMES)}), got {shapes['labels']}"
-            )
-        if geom is not None:
-            if "sinogram" in data and data["sinogram"].shape[1:] != tuple(geom.sinogram_shape):
-                raise ValueError(
-                    f"store {self.path}: study {study_id!r} sinogram is {shapes['sinogram']}, the "
-                    f"store geometry expects (D, {geom.sinogram_shape[0]}, {geom.sinogram_shape[1]})"
-                )
-            for n in image_like:
-                if data[n].shape[1:] != tuple(geom.image_shape):
-                    raise ValueError(
-                        f"store {self.path}: study {study_id!r} {n} is {shapes[n]}, the store "
-                        f"geometry expects (D, {geom.image_shape[0]}, {geom.image_shape[1]})"
-                    )
-        return data
-
-    def _make_record(
-        self, study_id: str, data: Mapping[str, np.ndarray], record: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        rec: dict[str, Any] = dict(record or {})
-        rec["study_id"] = study_id
-        rec["n_slices"] = int(next(iter(data.values())).shape[0])
-        if "labels" in data:
-            flags = data["labels"].max(axis=0).astype(int)
-            if "label" in rec and int(rec["label"]) != int(flags[0]):
-                raise ValueError(
-                    f"study {study_id!r}: record label {rec['label']} contradicts the slice labels "
-                    f"(any slice positive = {int(flags[0])})"
-                )
-            rec["label"] = int(flags[0])
-            for name, flag in zip(SUBTYPE_NAMES, flags[1:], strict=True):
-                rec[name] = int(flag)
-        else:
-            rec["label"] = int(rec.get("label", -1))
-            for name in SUBTYPE_NAMES:
-                rec[name] = int(rec.get(name, -1))
-        if rec["label"] not in (-1, 0, 1):
-            raise ValueError(f"study {study_id!r}: label must be 0, 1 or -1, got {rec['label']}")
-        rec.setdefault("split", UNASSIGNED)
-        _check_json(rec, f"record of study {study_id!r}")
-        return rec
-
     @contextlib.contextmanager
     def _partial_group(self, attrs: Mapping[str, Any]) -> Iterator[tuple[zarr.Group, Path]]:
-        part = self.path / _PARTIAL
+        part = self.path / PARTIAL_DIR
         part.mkdir(exist_ok=True)
         tmp = part / f"{os.getpid()}-{uuid.uuid4().hex}"
         try:
@@ -874,7 +567,7 @@ class Store:
 
     def _commit(self, tmp: Path, final: Path, overwrite: bool) -> bool:
         if overwrite and final.exists():
-            trash = self.path / _PARTIAL / f"old-{uuid.uuid4().hex}"
+            trash = self.path / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
             os.rename(final, trash)
             shutil.rmtree(trash, ignore_errors=True)
         try:
@@ -885,108 +578,3 @@ class Store:
             raise
         self._groups.pop(final.name, None)
         return True
-
-
-# -- module helpers ----------------------------------------------------------------------------
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_study_id(study_id: Any) -> None:
-    if not isinstance(study_id, str) or not _STUDY_ID.match(study_id):
-        raise ValueError(
-            "study_id must be 1-128 characters of letters, digits, '.', '_' or '-' "
-            f"(not starting with '.', '_' or '-'), got {study_id!r}"
-        )
-
-
-def _check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must hold JSON values only: {exc}") from None
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _coerce(name: str, value: Any, spec: tuple[str, int] | None) -> np.ndarray:
-    arr = _to_numpy(value)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"array {name!r} must be numeric, got dtype {arr.dtype}")
-    if spec is None:
-        if arr.ndim < 1:
-            raise ValueError(f"array {name!r} needs a leading slice axis, got shape {arr.shape}")
-        return np.ascontiguousarray(arr)
-    dtype, ndim = spec
-    if arr.ndim != ndim:
-        raise ValueError(f"array {name!r} must have {ndim} dimensions, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"array {name!r} holds NaN or infinite values")
-    target = np.dtype(dtype)
-    if target.kind in "iu":
-        info = np.iinfo(target)
-        if arr.dtype.kind == "f":
-            arr = np.rint(arr)
-        if name in ("hu", "recon"):
-            arr = np.clip(arr, info.min, info.max)
-        elif arr.size and (arr.min() < info.min or arr.max() > info.max):
-            raise ValueError(
-                f"array {name!r} has values in [{arr.min()}, {arr.max()}], outside {dtype}"
-            )
-    return np.ascontiguousarray(arr.astype(target, copy=False))
-
-
-def _write_array(group: zarr.Group, name: str, arr: np.ndarray) -> None:
-    chunks = (1, *arr.shape[1:]) if arr.ndim >= 3 else arr.shape
-    z = group.create_array(
-        name,
-        shape=arr.shape,
-        dtype=arr.dtype,
-        chunks=chunks,
-        compressors=_COMPRESSOR,
-        fill_value=0,
-        attributes={"units": UNITS.get(name, "")},
-    )
-    z[...] = arr
-
-
-def _verify_complete(tmp: Path, names: Sequence[str]) -> None:
-    """Refuse to commit a temporary group that lost files while being written.
-
-    Guards against a writer whose ``.partial`` directory was removed under it (e.g. by
-    :meth:`Store.clean_partial` of a new run while an orphaned worker of a killed run still
-    writes): zarr would recreate the directories of the later arrays only.
-    """
-    missing = [n for n in ["", *names] if not (tmp / n / "zarr.json").is_file()]
-    if missing:
-        raise RuntimeError(
-            f"temporary group {tmp} lost {missing or 'files'} while being written "
-            "(was .partial cleaned by another run?); not committed"
-        )
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _manifest_csv(records: Sequence[Mapping[str, Any]]) -> str:
-    """The manifest as CSV: the standard columns, then every other key with scalar values only
-    (nested values such as the generator settings stay in ``manifest.json``)."""
-    first = ["study_id", "split", "label", *SUBTYPE_NAMES, "n_slices"]
-    nested = {k for r in records for k, v in r.items() if isinstance(v, dict | list)}
-    extra = sorted({k for r in records for k in r} - set(first) - nested)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=first + extra, lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    for r in records:
-        writer.writerow(r)
-    return buf.getvalue()

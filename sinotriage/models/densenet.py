@@ -22,7 +22,7 @@ HEAD = "class_layers.out"
 INPUT_CONV = "features.conv0.weight"
 
 
-def _monai_densenet(
+def monai_densenet(
     in_channels: int,
     num_classes: int,
     spatial_dims: int,
@@ -30,10 +30,35 @@ def _monai_densenet(
     init_features: int,
     growth_rate: int,
     block_config: tuple[int, ...],
-    dropout_prob: float,
-    pretrained_path: str | Path | None,
-    freeze_backbone: bool,
+    dropout_prob: float = 0.0,
+    pretrained_path: str | Path | None = None,
+    freeze_backbone: bool = False,
 ) -> nn.Module:
+    """MONAI ``DenseNet`` with a zero-initialised head, built for the registry.
+
+    ``densenet121`` and ``densenet_slim`` are this builder with the registry's defaults for
+    ``init_features``, ``growth_rate`` and ``block_config`` (which a caller may override).
+
+    Parameters
+    ----------
+    in_channels, num_classes, spatial_dims : int
+        Input channels, output logits, 2 (slice) or 3 (stack).
+    init_features, growth_rate : int
+        Channels of the first convolution, channels each dense layer adds.
+    block_config : tuple of int
+        Dense layers per block.
+    dropout_prob : float
+        Dropout after each dense layer.
+    pretrained_path : str or Path, optional
+        A local file saved from the same model (no download).
+    freeze_backbone : bool
+        Train the head only.
+
+    Returns
+    -------
+    torch.nn.Module
+        Logits ``(B, num_classes)``.
+    """
     from monai.networks.nets import DenseNet
 
     model = DenseNet(
@@ -63,55 +88,15 @@ _SPEC = dict(
 )
 
 
-@register(
+register(
     "densenet121",
     description="MONAI DenseNet121 (64 features, growth 32, blocks 6-12-24-16)",
+    defaults={"init_features": 64, "growth_rate": 32, "block_config": (6, 12, 24, 16)},
     **_SPEC,
-)
-def densenet121(
-    in_channels: int,
-    num_classes: int,
-    spatial_dims: int,
-    dropout_prob: float = 0.0,
-    pretrained_path: str | Path | None = None,
-    freeze_backbone: bool = False,
-) -> nn.Module:
-    """MONAI ``DenseNet121``; ``pretrained_path`` loads a local file saved from the same model."""
-    return _monai_densenet(
-        in_channels,
-        num_classes,
-        spatial_dims,
-        init_features=64,
-        growth_rate=32,
-        block_config=(6, 12, 24, 16),
-        dropout_prob=dropout_prob,
-        pretrained_path=pretrained_path,
-        freeze_backbone=freeze_backbone,
-    )
-
-
-@register(
+)(monai_densenet)
+register(
     "densenet_slim",
     description="MONAI DenseNet, 16 features, growth 12, blocks 4-8-8 (CPU budget)",
+    defaults={"init_features": 16, "growth_rate": 12, "block_config": (4, 8, 8)},
     **_SPEC,
-)
-def densenet_slim(
-    in_channels: int,
-    num_classes: int,
-    spatial_dims: int,
-    dropout_prob: float = 0.0,
-    pretrained_path: str | Path | None = None,
-    freeze_backbone: bool = False,
-) -> nn.Module:
-    """A slim MONAI DenseNet (16 initial features, growth rate 12, blocks 4-8-8)."""
-    return _monai_densenet(
-        in_channels,
-        num_classes,
-        spatial_dims,
-        init_features=16,
-        growth_rate=12,
-        block_config=(4, 8, 8),
-        dropout_prob=dropout_prob,
-        pretrained_path=pretrained_path,
-        freeze_backbone=freeze_backbone,
-    )
+)(monai_densenet)

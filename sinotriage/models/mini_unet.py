@@ -324,36 +324,16 @@ _SPEC = dict(
 )
 
 
-@register(
+# the class is the builder: its signature is the one the registry checks options against, and
+# the slim variant differs only by the registry's default
+register(
     "mini_unet",
     description="U-Net / 4 (16-256 channels), instance norm, GAP head; checkpointing option",
     **_SPEC,
-)
-def mini_unet(
-    in_channels: int,
-    num_classes: int,
-    spatial_dims: int,
-    base_channels: int = 16,
-    checkpointing: bool = False,
-    offload: bool = False,
-) -> MiniUNet:
-    """Build a :class:`MiniUNet` (see its docstring for the options)."""
-    return MiniUNet(in_channels, num_classes, spatial_dims, base_channels, checkpointing, offload)
-
-
-@register(
+)(MiniUNet)
+register(
     "mini_unet_slim",
     description="mini_unet at half width (base 8 channels) for CPU budgets",
     defaults={"base_channels": 8},
     **_SPEC,
-)
-def mini_unet_slim(
-    in_channels: int,
-    num_classes: int,
-    spatial_dims: int,
-    base_channels: int = 8,
-    checkpointing: bool = False,
-    offload: bool = False,
-) -> MiniUNet:
-    """Build a :class:`MiniUNet` with 8 base channels (8, 16, 32, 64, bottleneck 128)."""
-    return MiniUNet(in_channels, num_classes, spatial_dims, base_channels, checkpointing, offload)
+)(MiniUNet)

@@ -95,6 +95,8 @@ class RadNet(nn.Module):
         Channels of each auxiliary map (1: hemorrhage vs background).
     dropout : float
         Dropout after each dense layer's convolution.
+    spatial_dims : int
+        Must be 2 (the registry passes it to every model; RadNet reads 2D slices).
     """
 
     #: spatial size multiple (three halvings); inputs are padded to it and maps cropped back
@@ -110,8 +112,12 @@ class RadNet(nn.Module):
         lstm_hidden: int = 128,
         aux_classes: int = 1,
         dropout: float = 0.0,
+        *,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__()
+        if spatial_dims != 2:  # the registry's common argument: slices are 2D
+            raise ValueError(f"RadNet runs on 2D slices: spatial_dims must be 2, got {spatial_dims!r}")
         self.stem = nn.Conv2d(in_channels, init_features, kernel_size=3, stride=2, padding=1)
         self.blocks = nn.ModuleList()
         self.transitions = nn.ModuleList()
@@ -213,7 +219,7 @@ def radnet_loss(
     return loss
 
 
-@register(
+register(
     "radnet",
     spatial_dims=(2,),
     domain="slice sequence",
@@ -221,26 +227,4 @@ def radnet_loss(
     output_shape="RadNetOutput(logits (B, D, K), aux 3 x (B, D, A, H, W))",
     paper=PAPER,
     description="DenseNet-40 (3 blocks) + aux segmentation heads + BiLSTM over slices",
-)
-def radnet(
-    in_channels: int,
-    num_classes: int,
-    spatial_dims: int,
-    growth_rate: int = 12,
-    layers_per_block: int = 12,
-    init_features: int = 16,
-    lstm_hidden: int = 128,
-    aux_classes: int = 1,
-    dropout: float = 0.0,
-) -> RadNet:
-    """Build a :class:`RadNet` (see its docstring for the options)."""
-    return RadNet(
-        in_channels,
-        num_classes,
-        growth_rate,
-        layers_per_block,
-        init_features,
-        lstm_hidden,
-        aux_classes,
-        dropout,
-    )
+)(RadNet)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sinotriage.geometry import FanBeamGeometry, ParallelBeamGeometry
+from sinotriage.operators._plan import Plan
 
 try:
     import astra
@@ -140,26 +141,43 @@ def _map(kind: str, x: torch.Tensor, g) -> torch.Tensor:
     return out
 
 
-def project(x: torch.Tensor, g) -> torch.Tensor:
+def project(x: torch.Tensor, g, plan: Plan) -> torch.Tensor:
     return _map("FP", x, g)
 
 
-def backproject(y: torch.Tensor, g) -> torch.Tensor:
+def backproject(y: torch.Tensor, g, plan: Plan) -> torch.Tensor:
     return _map("BP", y, g)
 
 
+def _rows_geometry(angles: np.ndarray, u0: float, du: float, m: int, n: int, d: float,
+                   plan: Plan) -> ParallelBeamGeometry:
+    def build():
+        det_offset = (u0 + (m - 1) / 2 * du) / du
+        arc = float(angles[1] - angles[0]) * len(angles) if len(angles) > 1 else np.pi
+        return ParallelBeamGeometry(n_views=len(angles), n_det=m, det_spacing=du, image_size=n,
+                                    pixel_size=d, det_offset=det_offset, arc=arc,
+                                    start_angle=float(angles[0]), allow_truncation=True)
+
+    return plan.get(("astra-rows", m, n), build)
+
+
 def fbp_backproject(q: torch.Tensor, angles: np.ndarray, u0: float, du: float, n: int,
-                    d: float, weight: float) -> torch.Tensor:
-    """Backprojection of filtered parallel rows with ASTRA's ``linear`` projector."""
-    m = q.shape[-1]
-    det_offset = (u0 + (m - 1) / 2 * du) / du
-    arc = float(angles[1] - angles[0]) * len(angles) if len(angles) > 1 else np.pi
-    g = ParallelBeamGeometry(n_views=len(angles), n_det=m, det_spacing=du, image_size=n,
-                             pixel_size=d, det_offset=det_offset, arc=arc,
-                             start_angle=float(angles[0]))
-    # ASTRA's ray-driven (Joseph-transpose) BP gives a pixel about d^2 / du times the
-    # interpolated row value per view; FBP's pixel-driven backprojection needs 1 times it.
+                    d: float, weight: float, plan: Plan) -> torch.Tensor:
+    """Backprojection of filtered parallel rows with ASTRA's ``linear`` projector.
+
+    ASTRA's ray-driven (Joseph-transpose) BP gives a pixel about ``d^2 / du`` times the
+    interpolated row value per view; FBP's pixel-driven backprojection needs 1 times it.
+    """
+    g = _rows_geometry(angles, u0, du, q.shape[-1], n, d, plan)
     return _map("BP", q, g) * (weight * du / (d * d))
+
+
+def fbp_backproject_adjoint(img: torch.Tensor, angles: np.ndarray, u0: float, du: float,
+                            m: int, d: float, weight: float, plan: Plan) -> torch.Tensor:
+    """Adjoint of :func:`fbp_backproject`: ASTRA's forward projection with the same
+    projector (its exact transpose), same scale."""
+    g = _rows_geometry(angles, u0, du, m, img.shape[-1], d, plan)
+    return _map("FP", img, g) * (weight * du / (d * d))
 
 
 def reference_fbp(sino: np.ndarray, g: ParallelBeamGeometry, filter: str = "ram-lak"

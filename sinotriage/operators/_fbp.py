@@ -15,13 +15,17 @@ the backprojection work; then the parallel FBP above runs on ``V / 2`` views ove
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import torch
 
 from sinotriage.geometry import FanBeamGeometry, ParallelBeamGeometry
-from sinotriage.operators._torch import cubic_columns, interp_columns, shift_rows_cubic_periodic
-from sinotriage.operators.filters import ramp_filter
+from sinotriage.operators import _torch
+from sinotriage.operators._plan import Plan
+from sinotriage.operators._torch import cubic_columns, shift_rows_cubic_periodic
+from sinotriage.operators.filters import ramp_filter, scaled_response
 
 Geometry = FanBeamGeometry | ParallelBeamGeometry
 
@@ -53,36 +57,6 @@ def rebin_oversampling(g: FanBeamGeometry) -> int:
     return max(1, math.ceil(du0 / g.pixel_size - 1e-6))
 
 
-def rebin_fan_to_parallel(sino: torch.Tensor, g: FanBeamGeometry, fold: bool = True,
-                          oversample: int | None = None, interp: str | None = None,
-                          rebin_kernel=None) -> tuple[torch.Tensor, np.ndarray, float, float]:
-    """``(B, V, C)`` fan rows -> ``(B, V', M)`` parallel rows.
-
-    Returns the rows, their angles ``(V',)`` (rad), the first channel position ``u0`` (mm)
-    and the pitch ``du`` (mm). ``V' = V / 2`` over ``pi`` when ``fold`` and ``V`` is even,
-    else ``V`` over ``2 pi``.
-    """
-    oversample = rebin_oversampling(g) if oversample is None else oversample
-    interp = REBIN_INTERP if interp is None else interp
-    t, shift, u0, du = rebin_plan(g, oversample)
-    dev = sino.device
-    if rebin_kernel is not None and interp == "cubic":
-        p2 = rebin_kernel(sino, t, shift, fold and g.n_views % 2 == 0)
-        folded = True
-    else:
-        p1 = (cubic_columns if interp == "cubic" else interp_columns)(
-            sino, torch.as_tensor(t, dtype=sino.dtype, device=dev))
-        p2 = shift_rows_cubic_periodic(p1, torch.as_tensor(shift, device=dev))
-        folded = False
-    v = g.n_views
-    angles = g.start_angle + 1.5 * math.pi + np.arange(v, dtype=np.float64) * g.angle_step
-    if fold and v % 2 == 0:
-        if not folded:
-            p2 = 0.5 * (p2[:, : v // 2] + p2[:, v // 2:].flip(-1))
-        angles = angles[: v // 2]
-    return p2, angles, u0, du
-
-
 def rebin_plan(g: FanBeamGeometry, oversample: int) -> tuple[np.ndarray, np.ndarray, float,
                                                                float]:
     """Fractional fan channel ``t`` and view shift of each parallel channel ``(M,)``, the
@@ -99,18 +73,137 @@ def rebin_plan(g: FanBeamGeometry, oversample: int) -> tuple[np.ndarray, np.ndar
     return t, -gam / g.angle_step, float(u[0]), du
 
 
-def fbp_rows(sino: torch.Tensor, g: Geometry, filter_name: str, cutoff: float,
-             rebin_kernel=None) -> tuple[torch.Tensor, np.ndarray, float, float, float]:
-    """Filtered parallel rows ready for backprojection.
+@dataclass(frozen=True, eq=False)
+class FbpLayout:
+    """Where the filtered parallel rows live: their angles ``(V',)`` (rad), first channel
+    ``u0`` and pitch ``du`` (mm), channel count ``m``, the backprojection weight
+    ``pi / V'``, and for fan beam the rebinning taps (``t``, ``shift``) and ``fold``."""
 
-    Returns ``(q, angles, u0, du, weight)`` with ``q`` ``(B, V', M)`` in mm^-2 units of
-    the sinogram, and ``weight = pi / V'`` (for ``2 pi`` of parallel data, ``pi / V'`` still
-    holds because each line is measured twice).
-    """
+    angles: np.ndarray
+    u0: float
+    du: float
+    m: int
+    weight: float
+    t: np.ndarray | None = None
+    shift: np.ndarray | None = None
+    fold: bool = False
+
+
+def fbp_layout(g: Geometry) -> FbpLayout:
+    """The :class:`FbpLayout` of ``g`` (built once per :class:`Operator`)."""
+    if isinstance(g, ParallelBeamGeometry):
+        return FbpLayout(g.angles, float(g.det_positions[0]), g.det_spacing, g.n_det,
+                         math.pi / g.n_views)
+    t, shift, u0, du = rebin_plan(g, rebin_oversampling(g))
+    v = g.n_views
+    fold = v % 2 == 0
+    angles = g.start_angle + 1.5 * math.pi + np.arange(v, dtype=np.float64) * g.angle_step
+    if fold:
+        angles = angles[: v // 2]
+    return FbpLayout(angles, u0, du, len(t), math.pi / len(angles), t, shift, fold)
+
+
+def _torch_rebin(sino: torch.Tensor, lay: FbpLayout, plan: Plan) -> torch.Tensor:
+    """Rebinning with differentiable torch operations (any backend without a kernel)."""
+    t, shift = plan.get(("torch-rebin", str(sino.device), sino.dtype), lambda: (
+        torch.as_tensor(lay.t, dtype=sino.dtype, device=sino.device),
+        torch.as_tensor(lay.shift, device=sino.device)))
+    p2 = shift_rows_cubic_periodic(cubic_columns(sino, t), shift)
+    if lay.fold:
+        v = sino.shape[-2]
+        p2 = 0.5 * (p2[:, : v // 2] + p2[:, v // 2:].flip(-1))
+    return p2
+
+
+class _Rebin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lay, be, plan):  # type: ignore[override]
+        ctx.args, ctx.shape = (lay, be, plan), tuple(x.shape[-2:])
+        return be.rebin(x, lay.t, lay.shift, lay.fold, plan)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return _RebinAdjoint.apply(grad.contiguous(), *ctx.args, ctx.shape), None, None, None
+
+
+class _RebinAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, g, lay, be, plan, shape):  # type: ignore[override]
+        ctx.args = (lay, be, plan)
+        return be.rebin_adjoint(g, lay.t, lay.shift, lay.fold, shape, plan)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return _Rebin.apply(grad.contiguous(), *ctx.args), None, None, None, None
+
+
+class _Filter(torch.autograd.Function):
+    """The ramp filter; its backward pass is the same filter (it is self-adjoint)."""
+
+    @staticmethod
+    def forward(ctx, rows, du, name, cutoff, h):  # type: ignore[override]
+        ctx.args = (du, name, cutoff, h)
+        return ramp_filter(rows, du, name, cutoff, h)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return _Filter.apply(grad, *ctx.args), None, None, None, None
+
+
+def _torch_bp_adjoint(img: torch.Tensor, lay: FbpLayout, d: float) -> torch.Tensor:
+    """Adjoint of the pixel-driven backprojection by autograd through the torch one."""
+    with torch.enable_grad():
+        q0 = torch.zeros(img.shape[0], len(lay.angles), lay.m, dtype=img.dtype,
+                         device=img.device, requires_grad=True)
+        out = _torch.parallel_fbp_backproject(q0, lay.angles, lay.u0, lay.du, img.shape[-1],
+                                              d, lay.weight)
+        (gq,) = torch.autograd.grad(out, q0, img.to(out.dtype))
+    return gq.to(img.dtype)
+
+
+class _RowsBackproject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, lay, n, d, be, plan):  # type: ignore[override]
+        ctx.args = (lay, n, d, be, plan)
+        return be.fbp_backproject(q, lay.angles, lay.u0, lay.du, n, d, lay.weight, plan)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return (_RowsBackprojectAdjoint.apply(grad.contiguous(), *ctx.args),
+                None, None, None, None, None)
+
+
+class _RowsBackprojectAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, img, lay, n, d, be, plan):  # type: ignore[override]
+        ctx.args = (lay, n, d, be, plan)
+        if hasattr(be, "fbp_backproject_adjoint"):
+            return be.fbp_backproject_adjoint(img, lay.angles, lay.u0, lay.du, lay.m, d,
+                                              lay.weight, plan)
+        return _torch_bp_adjoint(img, lay, d)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return _RowsBackproject.apply(grad.contiguous(), *ctx.args), None, None, None, None, None
+
+
+def fbp_batch(y: torch.Tensor, g: Geometry, lay: FbpLayout, filter_name: str, cutoff: float,
+              be: ModuleType, plan: Plan) -> torch.Tensor:
+    """``(B, V, C)`` float32/64 line integrals -> ``(B, N, N)`` through backend ``be``;
+    differentiable with respect to ``y`` on every backend."""
+    native = be.__name__.endswith("_torch_backend")
     if isinstance(g, FanBeamGeometry):
-        rows, angles, u0, du = rebin_fan_to_parallel(sino, g, rebin_kernel=rebin_kernel)
+        rows = (_Rebin.apply(y, lay, be, plan) if hasattr(be, "rebin")
+                else _torch_rebin(y, lay, plan))
     else:
-        rows, angles = sino, g.angles
-        u0, du = float(g.det_positions[0]), g.det_spacing
-    q = ramp_filter(rows, du, filter_name, cutoff)
-    return q, angles, u0, du, math.pi / len(angles)
+        rows = y
+    dtype = torch.float64 if rows.dtype == torch.float64 else torch.float32
+    h = plan.get(("filter", filter_name, cutoff, str(y.device), dtype),
+                 lambda: scaled_response(rows.shape[-1], lay.du, filter_name, cutoff,
+                                         y.device, dtype))
+    q = (ramp_filter(rows, lay.du, filter_name, cutoff, h) if native
+         else _Filter.apply(rows, lay.du, filter_name, cutoff, h))
+    if native:
+        return be.fbp_backproject(q, lay.angles, lay.u0, lay.du, g.image_size, g.pixel_size,
+                                  lay.weight, plan)
+    return _RowsBackproject.apply(q.contiguous(), lay, g.image_size, g.pixel_size, be, plan)

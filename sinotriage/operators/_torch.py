@@ -22,11 +22,11 @@ Geometry = FanBeamGeometry | ParallelBeamGeometry
 _CHUNK_ELEMENTS = 1 << 23
 
 
-def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+def work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _ray_table(g: Geometry, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def ray_table(g: Geometry, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """``(R, 3)`` rows ``(cos phi, sin phi, s)`` for the ``R = V * C`` rays, view-major."""
     phi, s = g.ray_lines()
     tab = np.stack([np.cos(phi).ravel(), np.sin(phi).ravel(), s.ravel()], axis=1)
@@ -72,18 +72,20 @@ def _rays_per_chunk(n: int, batch: int) -> int:
     return max(1, _CHUNK_ELEMENTS // (n * max(batch, 1) + 4 * n))
 
 
-def joseph_project(img: torch.Tensor, g: Geometry) -> torch.Tensor:
+def joseph_project(img: torch.Tensor, g: Geometry, rays: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """``(B, N, N) -> (B, V, C)`` line integrals (units of img times mm).
 
     The stacked buffer is laid out ``(L, B)`` so one gathered row serves the whole batch.
+    ``rays``: the :func:`ray_table` of ``g`` for this device and work dtype (built if None).
     """
     b, n = img.shape[0], g.image_size
-    dt = _work_dtype(img.dtype)
+    dt = work_dtype(img.dtype)
     x = img.to(dt)
     pad = torch.zeros(b, 1, n, dtype=dt, device=img.device)
     buf = torch.cat([pad, x, pad, pad, x.transpose(1, 2), pad], dim=1).reshape(b, -1)
     buf = buf.t().contiguous()  # (L, B)
-    rays = _ray_table(g, img.device, dt)
+    rays = ray_table(g, img.device, dt) if rays is None else rays
     out = torch.empty(rays.shape[0], b, dtype=dt, device=img.device)
     step = _rays_per_chunk(n, b)
     for r0 in range(0, rays.shape[0], step):
@@ -95,13 +97,14 @@ def joseph_project(img: torch.Tensor, g: Geometry) -> torch.Tensor:
     return out.t().reshape(b, g.n_views, g.n_det)
 
 
-def joseph_backproject(sino: torch.Tensor, g: Geometry) -> torch.Tensor:
+def joseph_backproject(sino: torch.Tensor, g: Geometry, rays: torch.Tensor | None = None
+                       ) -> torch.Tensor:
     """Exact transpose of :func:`joseph_project`: ``(B, V, C) -> (B, N, N)``."""
     b, n = sino.shape[0], g.image_size
-    dt = _work_dtype(sino.dtype)
+    dt = work_dtype(sino.dtype)
     y = sino.to(dt).reshape(b, -1).t()  # (R, B)
     buf = torch.zeros(2 * (n + 2) * n, b, dtype=dt, device=sino.device)
-    rays = _ray_table(g, sino.device, dt)
+    rays = ray_table(g, sino.device, dt) if rays is None else rays
     step = _rays_per_chunk(n, b)
     for r0 in range(0, rays.shape[0], step):
         idx, w0, w1 = _joseph_chunk(rays[r0:r0 + step], n, g.pixel_size)
@@ -127,7 +130,7 @@ def parallel_fbp_backproject(q: torch.Tensor, angles: np.ndarray, u0: float, du:
     (the batch is the channel axis of ``grid_sample``).
     """
     b, v, m = q.shape
-    dt = _work_dtype(q.dtype)
+    dt = work_dtype(q.dtype)
     dev = q.device
     coord = (torch.arange(n, device=dev, dtype=dt) - (n - 1) / 2) * d
     xs, ys = coord[None, :], -coord[:, None]  # x along columns, y down the rows

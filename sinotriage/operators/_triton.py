@@ -15,6 +15,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from sinotriage.operators._plan import Plan
+
 try:
     import triton
     import triton.language as tl
@@ -117,17 +119,20 @@ def _joseph():
     return joseph
 
 
-def _rays(g, device: torch.device) -> tuple[torch.Tensor, ...]:
-    phi, s = g.ray_lines()
-    as32 = lambda a: torch.as_tensor(np.ascontiguousarray(a.ravel()), dtype=torch.float32,  # noqa: E731
-                                     device=device)
-    return as32(np.cos(phi)), as32(np.sin(phi)), as32(s)
+def _rays(g, device: torch.device, plan: Plan) -> tuple[torch.Tensor, ...]:
+    def build():
+        phi, s = g.ray_lines()
+        as32 = lambda a: torch.as_tensor(np.ascontiguousarray(a.ravel()),  # noqa: E731
+                                         dtype=torch.float32, device=device)
+        return as32(np.cos(phi)), as32(np.sin(phi)), as32(s)
+
+    return plan.get(("triton-rays", str(device)), build)
 
 
-def project(x: torch.Tensor, g) -> torch.Tensor:
+def project(x: torch.Tensor, g, plan: Plan) -> torch.Tensor:
     b = x.shape[0]
     img = x.to(torch.float32).contiguous()
-    cs, sn, off = _rays(g, x.device)
+    cs, sn, off = _rays(g, x.device, plan)
     out = torch.empty(b, g.n_views, g.n_det, dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(cs.numel(), _BLOCK), b)
     _joseph()[grid](img, out, cs, sn, off, cs.numel(), g.image_size, float(g.pixel_size),
@@ -135,10 +140,10 @@ def project(x: torch.Tensor, g) -> torch.Tensor:
     return out.to(x.dtype)
 
 
-def backproject(y: torch.Tensor, g) -> torch.Tensor:
+def backproject(y: torch.Tensor, g, plan: Plan) -> torch.Tensor:
     b = y.shape[0]
     sino = y.to(torch.float32).contiguous()
-    cs, sn, off = _rays(g, y.device)
+    cs, sn, off = _rays(g, y.device, plan)
     out = torch.zeros(b, g.image_size, g.image_size, dtype=torch.float32, device=y.device)
     grid = (triton.cdiv(cs.numel(), _BLOCK), b)
     _joseph()[grid](out, sino, cs, sn, off, cs.numel(), g.image_size, float(g.pixel_size),
@@ -147,11 +152,12 @@ def backproject(y: torch.Tensor, g) -> torch.Tensor:
 
 
 def fbp_backproject(q: torch.Tensor, angles: np.ndarray, u0: float, du: float, n: int,
-                    d: float, weight: float) -> torch.Tensor:
+                    d: float, weight: float, plan: Plan) -> torch.Tensor:
     b, v, m = q.shape
     qq = q.to(torch.float32).contiguous()
-    cs = torch.as_tensor(np.cos(angles), dtype=torch.float32, device=q.device)
-    sn = torch.as_tensor(np.sin(angles), dtype=torch.float32, device=q.device)
+    cs, sn = plan.get(("triton-fbp-trig", str(q.device)), lambda: (
+        torch.as_tensor(np.cos(angles), dtype=torch.float32, device=q.device),
+        torch.as_tensor(np.sin(angles), dtype=torch.float32, device=q.device)))
     out = torch.empty(b, n, n, dtype=torch.float32, device=q.device)
     grid = (triton.cdiv(n * n, _BLOCK), b)
     _kernel()[grid](qq, cs, sn, out, v, m, n, float(d), float(u0), float(1.0 / du),

@@ -66,17 +66,28 @@ def filter_response(n_det: int, name: str = "ram-lak", cutoff: float = 1.0) -> t
     return _filter_cpu64(int(n_det), name, cutoff)
 
 
+def scaled_response(n_det: int, spacing: float, name: str, cutoff: float,
+                    device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`filter_response` divided by ``spacing`` (mm), on ``device`` in ``dtype``."""
+    return (filter_response(n_det, name, cutoff) / spacing).to(device=device, dtype=dtype)
+
+
 def ramp_filter(rows: torch.Tensor, spacing: float, name: str = "ram-lak",
-                cutoff: float = 1.0) -> torch.Tensor:
+                cutoff: float = 1.0, response: torch.Tensor | None = None) -> torch.Tensor:
     """Filter the last axis of ``rows`` (samples ``spacing`` mm apart) with the ramp.
 
     Returns ``spacing * (h * rows)``, i.e. the convolution integral of Kak & Slaney eq. (60)
     with ``h`` in units of 1/spacing^2: the result has units of ``rows`` per mm. Same shape.
+    ``response``: :func:`scaled_response` for these rows (built if None).
+
+    The response is real and even, so the zero-padded circular convolution followed by the
+    crop is a symmetric matrix: the filter is its own adjoint (autograd's gradient of this
+    function is the same filter applied to the incoming gradient).
     """
     c = rows.shape[-1]
-    resp = filter_response(c, name, cutoff)
     p = padded_length(c)
     dtype = torch.float64 if rows.dtype == torch.float64 else torch.float32
-    h = (resp / spacing).to(device=rows.device, dtype=dtype)
+    h = (scaled_response(c, spacing, name, cutoff, rows.device, dtype) if response is None
+         else response)
     spec = torch.fft.rfft(rows.to(dtype), n=p, dim=-1)
     return torch.fft.irfft(spec * h, n=p, dim=-1)[..., :c]

@@ -8,22 +8,28 @@ import torch
 
 from sinotriage.operators._checks import check_float_tensor
 
+#: Accepted unattenuated photons per ray: below 1 a ray has no expected count; far above
+#: any scanner (1e15) ``torch.poisson`` loses precision and near 2e19 it overflows.
+PHOTON_RANGE = (1.0, 1e15)
+
 
 def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
                       generator: torch.Generator | None = None,
                       electronic_noise: float = 0.0) -> torch.Tensor:
     """Noisy line integrals from a monoenergetic transmission model.
 
-    ``counts ~ Poisson(photons * exp(-sino)) + Normal(0, electronic_noise^2)``, clamped to at
-    least 1 count, and the result is ``-log(counts / photons)``.
+    ``counts ~ Poisson(photons * exp(-sino)) + Normal(0, electronic_noise^2)``, clamped to
+    ``[1, photons]``, and the result is ``-log(counts / photons)``: a line integral in
+    ``[0, log(photons)]``, never negative (a ray cannot gain photons; the clamp at
+    ``photons`` biases rays through air upwards by at most about ``0.4 / sqrt(photons)``).
 
     Parameters
     ----------
     sino : torch.Tensor
         ``(..., V, C)`` line integrals (dimensionless), floating point.
     photons : float or torch.Tensor
-        Unattenuated photons per ray (> 0); a tensor broadcasts against ``sino`` (e.g. a
-        bowtie profile ``(C,)``).
+        Unattenuated photons per ray, in :data:`PHOTON_RANGE` (``[1, 1e15]``); a tensor
+        broadcasts against ``sino`` (e.g. a bowtie profile ``(C,)``).
     generator : torch.Generator, optional
         On the device of ``sino``, for reproducible noise.
     electronic_noise : float
@@ -40,14 +46,18 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
             raise ValueError(f"photons is on device {photons.device} but sino is on "
                              f"{sino.device}")
         check_float_tensor(photons, "photons", finite=True)
-        if bool((photons <= 0).any()):
-            raise ValueError("photons must be > 0 everywhere")
+        lo, hi = ((float(photons.min()), float(photons.max())) if photons.numel()
+                  else (1.0, 1.0))
+        if lo < PHOTON_RANGE[0] or hi > PHOTON_RANGE[1]:
+            raise ValueError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] per "
+                             f"ray everywhere, got values in [{lo:g}, {hi:g}]")
         i0 = photons.to(device=sino.device, dtype=torch.float64)
     else:
         if isinstance(photons, bool) or not isinstance(photons, int | float):
             raise TypeError(f"photons must be a number or tensor, got {type(photons).__name__}")
-        if not math.isfinite(photons) or photons <= 0:
-            raise ValueError(f"photons must be a finite number > 0, got {photons}")
+        if not math.isfinite(photons) or not PHOTON_RANGE[0] <= photons <= PHOTON_RANGE[1]:
+            raise ValueError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] "
+                             f"(unattenuated photons per ray), got {photons}")
         i0 = torch.tensor(float(photons), dtype=torch.float64, device=sino.device)
     if isinstance(electronic_noise, bool) or not isinstance(electronic_noise, int | float):
         raise TypeError("electronic_noise must be a number (photons), got "
@@ -64,5 +74,5 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
     if electronic_noise > 0:
         counts = counts + electronic_noise * torch.randn(
             counts.shape, generator=generator, dtype=counts.dtype, device=counts.device)
-    counts = counts.clamp_min(1.0)
+    counts = torch.minimum(counts.clamp_min(1.0), i0)
     return (-torch.log(counts / i0)).to(sino.dtype)

@@ -206,7 +206,7 @@ def head_ct(seed: int, n_slices: int = 32, image_size: int = 256, pixel_size: fl
 
     Notes
     -----
-    The world frame follows ``shared/DESIGN.md``: pixel ``(i, j)`` is centred at
+    The world frame is the one of docs/operators.md (Conventions): pixel ``(i, j)`` is centred at
     ``x = (j - (N-1)/2) d``, ``y = ((N-1)/2 - i) d``; anterior is up (+y), gravity is -y
     (supine). Each slice averages sub-slices spread over its thickness and edges are
     anti-aliased in-plane (partial volume, :mod:`._raster`). When a requested lesion is too

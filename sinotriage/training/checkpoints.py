@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
+
+from sinotriage.errors import InputError
+from sinotriage.io.files import atomic_write_bytes, atomic_write_text
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "checkpoint_paths"]
 
@@ -32,17 +35,10 @@ def checkpoint_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _jsonable(value: Any) -> Any:
+    """Tensors to numbers and lists. Unlike :func:`sinotriage.io.files.json_safe` it keeps
+    infinities and NaN (written as ``Infinity``/``NaN``, which :func:`json.loads` reads back), so
+    resumed training state such as a best score of ``-inf`` survives a checkpoint."""
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()
     if isinstance(value, dict):
@@ -60,7 +56,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module,
     Returns the path of the ``.safetensors`` file.
     """
     st_path, js_path = checkpoint_paths(path)
-    st_path.parent.mkdir(parents=True, exist_ok=True)
     module = model.module if hasattr(model, "module") else model
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     meta = dict(meta)
@@ -74,9 +69,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module,
                 else:
                     scalars.setdefault(str(idx), {})[key] = value
         meta["optimizer"] = {"param_groups": _jsonable(sd["param_groups"]), "scalars": scalars}
-    _atomic(st_path, lambda tmp: save_file(tensors, str(tmp)))
-    text = json.dumps(_jsonable(meta), indent=2, sort_keys=True)
-    _atomic(js_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    atomic_write_bytes(st_path, save(tensors))
+    atomic_write_text(js_path, json.dumps(_jsonable(meta), indent=2, sort_keys=True))
     return st_path
 
 
@@ -97,13 +91,13 @@ def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu") -> Checkp
     try:
         tensors = load_file(str(st_path), device=device)
     except Exception as exc:  # safetensors raises its own error types on foreign formats
-        raise ValueError(f"checkpoint {st_path} is not a safetensors file "
+        raise InputError(f"checkpoint {st_path} is not a safetensors file "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                          "pickled checkpoints are refused") from None
     try:
         meta = json.loads(js_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"checkpoint metadata {js_path} is not valid JSON: {exc}") from None
+        raise InputError(f"checkpoint metadata {js_path} is not valid JSON: {exc}") from None
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     optim = {k[len("optim."):]: v for k, v in tensors.items() if k.startswith("optim.")}
     return Checkpoint(model=model, optim=optim, meta=meta)
@@ -113,7 +107,7 @@ def optimizer_state(ckpt: Checkpoint) -> dict[str, Any]:
     """Rebuild ``optimizer.state_dict()`` from a loaded checkpoint."""
     opt_meta = ckpt["meta"].get("optimizer")
     if opt_meta is None:
-        raise ValueError("checkpoint holds no optimizer state (not a resumable checkpoint)")
+        raise InputError("checkpoint holds no optimizer state (not a resumable checkpoint)")
     state: dict[int, dict[str, Any]] = {}
     for key, value in ckpt["optim"].items():
         idx, name = key.split(".", 1)

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sinotriage.errors import InputError
+from sinotriage.io.files import atomic_savefig
 from sinotriage.training.config import TrainConfig
 
 __all__ = ["LRFinderResult", "lr_find", "plot_lr_find"]
@@ -54,9 +56,9 @@ def lr_find(config: TrainConfig, start_lr: float = 1e-6, end_lr: float = 1.0,
     from sinotriage.training.engine import _make_optimizer
 
     if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+        raise InputError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if num_steps < 2:
-        raise ValueError(f"num_steps must be >= 2, got {num_steps}")
+        raise InputError(f"num_steps must be >= 2, got {num_steps}")
     torch.manual_seed(config.seed)
     device = torch.device(config.device)
     ds = make_dataset(config, "train")
@@ -113,8 +115,7 @@ def plot_lr_find(result: LRFinderResult, path: str | os.PathLike[str]) -> Path:
            title="LR range test")
     ax.legend()
     fig.tight_layout()
-    tmp = p.with_name(f".{p.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, p)
-    return p
+    try:
+        return atomic_savefig(fig, p)
+    finally:
+        plt.close(fig)

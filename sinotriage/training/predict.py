@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sinotriage.io.files import atomic_savefig, atomic_write_json
 from sinotriage.training.checkpoints import load_checkpoint
 from sinotriage.training.config import TrainConfig
 
@@ -138,9 +138,7 @@ def evaluate(checkpoint: str | os.PathLike[str], store: Any, split: str = "test"
     else:
         result["auc"] = None
         result["note"] = "the split lacks one class; AUC undefined"
-    tmp = out / f".metrics_{split}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    os.replace(tmp, out / f"metrics_{split}.json")
+    atomic_write_json(out / f"metrics_{split}.json", result)
     return result
 
 
@@ -160,7 +158,7 @@ def _roc_png(path: Path, y: np.ndarray, s: np.ndarray, auc: float, split: str) -
            xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_savefig(fig, path)
+    finally:
+        plt.close(fig)

@@ -2,35 +2,40 @@
 
 - :mod:`sinotriage.triage.worklist`: rank studies by score, flag those above an operating
   threshold chosen on the validation split, list the slices to look at first and the
-  predicted subtypes; write CSV and HTML.
+  predicted subtypes; :mod:`~sinotriage.triage.worklist_output` writes it as CSV and HTML,
+  :mod:`~sinotriage.triage.scoring` scores a store with a trained checkpoint.
 - :mod:`sinotriage.triage.queue`: a seeded discrete-event simulation of the reading list under
-  FIFO, flagged-first and score-ordered policies, against an oracle and no triage.
+  FIFO, flagged-first and score-ordered policies; :mod:`~sinotriage.triage.policies` compares
+  them against an oracle and no triage on the same shifts.
 """
 
 from __future__ import annotations
 
+from sinotriage.triage.policies import (
+    PolicyComparison,
+    compare_operating_points,
+    simulate_policies,
+)
 from sinotriage.triage.queue import (
     CLASSES,
     POLICIES,
-    PolicyComparison,
+    WITHIN_MINUTES,
     QueueResult,
     Shift,
-    compare_operating_points,
     make_shift,
     run_queue,
-    simulate_policies,
     simulate_queue,
     wait_summary,
 )
+from sinotriage.triage.scoring import predictions_from_checkpoint
 from sinotriage.triage.worklist import (
     OperatingPoint,
     Worklist,
     WorklistEntry,
     build_worklist,
     choose_operating_point,
-    write_worklist_csv,
-    write_worklist_html,
 )
+from sinotriage.triage.worklist_output import write_worklist_csv, write_worklist_html
 
 __all__ = [
     "CLASSES",
@@ -39,6 +44,7 @@ __all__ = [
     "WorklistEntry",
     "build_worklist",
     "choose_operating_point",
+    "predictions_from_checkpoint",
     "write_worklist_csv",
     "write_worklist_html",
     "POLICIES",
@@ -51,4 +57,5 @@ __all__ = [
     "simulate_policies",
     "simulate_queue",
     "wait_summary",
+    "WITHIN_MINUTES",
 ]

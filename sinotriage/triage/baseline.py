@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.io.predictions import SCAN_ROW, Predictions
 
 __all__ = ["HISTOGRAM_EDGES", "histogram_features", "fit_logistic", "HistogramBaseline"]
@@ -145,7 +146,7 @@ class HistogramBaseline:
             feats.append(histogram_features(_volume(store, sid, views)))
             labels.append(store.read(sid, "labels")[:, 0])
         if not feats:
-            raise ValueError(f"store {getattr(store, 'path', store)} has no study in split {split!r}")
+            raise InputError(f"store {getattr(store, 'path', store)} has no study in split {split!r}")
         return self.fit_arrays(np.concatenate(feats), np.concatenate(labels))
 
     def predict(self, store: Any, splits: Sequence[str] = ("val", "test"),
@@ -165,7 +166,7 @@ class HistogramBaseline:
                 labels += [-1 if (lab < 0).any() else int(lab.max()), *lab.tolist()]
                 scores += [float(s.max()), *s.tolist()]
         if not ids:
-            raise ValueError(f"store {getattr(store, 'path', store)} has no study in splits {tuple(splits)}")
+            raise InputError(f"store {getattr(store, 'path', store)} has no study in splits {tuple(splits)}")
         return Predictions(ids, split_col, np.asarray(slice_col), np.asarray(labels), np.asarray(scores),
                            ("any",))
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from sinotriage.io.files import atomic_savefig
-from sinotriage.triage.queue import WITHIN_MINUTES, PolicyComparison
+from sinotriage.triage.policies import PolicyComparison
+from sinotriage.triage.queue import WITHIN_MINUTES
 
 __all__ = ["plot_wait_distributions"]
 

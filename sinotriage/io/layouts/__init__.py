@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sinotriage.errors import InputError, StoreError
 from sinotriage.io.layouts._common import StudySpec, ingest_study, resample_to_grid
 from sinotriage.io.store import Store, create_store, open_store
 from sinotriage.parallel import TaskError, check_workers, resolve_backend, run_tasks
+from sinotriage.progress import ProgressCallback
 from sinotriage.vocabulary import MU_WATER
 
 __all__ = ["LAYOUTS", "IngestResult", "StudySpec", "discover", "ingest", "resample_to_grid"]
@@ -59,7 +61,7 @@ class IngestResult:
 def discover(layout: str, src: str | os.PathLike[str], *, strict: bool = False,
              mapping: str | os.PathLike[str] | None = None,
              labels_csv: str | os.PathLike[str] | None = None,
-             progress: bool = True, workers: int = 0,
+             progress: ProgressCallback | bool = True, workers: int = 0,
              scheduler: str | None = None) -> tuple[list[StudySpec], int, dict[str, Any]]:
     """The studies of a dataset copy: (specs, files skipped while scanning, layout settings).
 
@@ -67,9 +69,9 @@ def discover(layout: str, src: str | os.PathLike[str], *, strict: bool = False,
     :func:`sinotriage.io.layouts._common.scan_headers`).
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if mapping is not None and layout != "sinoct":
-        raise ValueError(f"mapping is only used by the sinoct layout, not {layout!r}")
+        raise InputError(f"mapping is only used by the sinoct layout, not {layout!r}")
     if not Path(src).exists():
         raise FileNotFoundError(f"dataset folder {src} does not exist")
     if layout == "rsna":
@@ -79,7 +81,7 @@ def discover(layout: str, src: str | os.PathLike[str], *, strict: bool = False,
                             workers=workers, scheduler=scheduler)
         return specs, n, {"mapping": None}
     if labels_csv is not None:
-        raise ValueError(f"labels_csv is only used by the rsna layout, not {layout!r}")
+        raise InputError(f"labels_csv is only used by the rsna layout, not {layout!r}")
     if layout == "cq500":
         from sinotriage.io.layouts.cq500 import discover_cq500
 
@@ -99,6 +101,13 @@ def discover(layout: str, src: str | os.PathLike[str], *, strict: bool = False,
     return specs, n, {"mapping": None}
 
 
+def _require_studies(specs: list[StudySpec], layout: str, src: str | os.PathLike[str],
+                     skipped: int) -> None:
+    if not specs:
+        raise InputError(f"{src}: no studies of layout {layout!r} found ({skipped} files skipped "
+                         "while scanning); nothing to ingest")
+
+
 def ingest(
     layout: str,
     src: str | os.PathLike[str],
@@ -115,7 +124,7 @@ def ingest(
     seed: int = 0,
     workers: int = 2,
     scheduler: str | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | bool = True,
 ) -> IngestResult:
     """Ingest a dataset copy into a store (created, or resumed when it exists).
 
@@ -156,8 +165,9 @@ def ingest(
 
     Raises
     ------
-    ValueError
-        Bad options, a malformed label file, or a store made with other settings.
+    InputError
+        Bad options, a malformed label file, no studies in ``src``, or a store made with
+        other settings (:class:`~sinotriage.errors.StoreError`).
     sinotriage.parallel.TaskError
         Some studies failed (after all ran; the others are written, the manifest is gathered).
     """
@@ -166,15 +176,21 @@ def ingest(
     from sinotriage.presets import get_preset
 
     check_workers(workers, scheduler)
-    p = get_preset(preset)
+    try:
+        p = get_preset(preset)
+    except InputError:
+        raise
+    except ValueError as exc:  # an unknown preset name is the user's input
+        raise InputError(str(exc)) from None
     backend = resolve_backend(device, backend)
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if photons is not None and (not float(photons) > 0):
-        raise ValueError(f"photons must be a positive number or None, got {photons!r}")
+        raise InputError(f"photons must be a positive number or None, got {photons!r}")
     specs, scan_skipped, extra = discover(layout, src, strict=strict, mapping=mapping,
                                           labels_csv=labels_csv, progress=progress,
                                           workers=workers, scheduler=scheduler)
+    _require_studies(specs, layout, src, scan_skipped)
     if extra["mapping"] is not None:
         v, c = extra["mapping"]["sinogram_shape"]
         geometry = sinoct(image_size=p.image_size, n_views=int(v), n_det=int(c))
@@ -198,7 +214,7 @@ def ingest(
     ids = [s.study_id for s in specs]
     dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
     if dupes:
-        raise ValueError(f"{src}: several studies map to the same id {dupes[:3]}")
+        raise InputError(f"{src}: several studies map to the same id {dupes[:3]}")
     todo = [s for s in specs if not store.has_study(s.study_id)]
     task = functools.partial(ingest_study, path=str(Path(out)), strict=bool(strict),
                              photons=settings["photons"], backend=backend, device=device)
@@ -229,14 +245,14 @@ def _open_or_create(out: Path, layout: str, settings: dict[str, Any], geometry: 
                                   "mu_water": settings["mu_water"]}, geometry=geometry)
     store = open_store(out, mode="r+")
     if store.attrs.get("source") != layout:
-        raise ValueError(f"store {out} exists with source {store.attrs.get('source')!r}, not "
+        raise StoreError(f"store {out} exists with source {store.attrs.get('source')!r}, not "
                          f"{layout!r}; choose another --out")
     old = store.attrs.get("settings", {})
     for key in _RESUME_KEYS:
         if old.get(key) != settings[key]:
-            raise ValueError(f"store {out} was ingested with {key}={old.get(key)!r}, not "
+            raise StoreError(f"store {out} was ingested with {key}={old.get(key)!r}, not "
                              f"{settings[key]!r}; resume with the same settings or choose "
                              "another --out")
     if store.attrs.get("geometry") != geometry.to_dict():
-        raise ValueError(f"store {out} has another geometry than preset {settings['preset']!r}")
+        raise StoreError(f"store {out} has another geometry than preset {settings['preset']!r}")
     return store

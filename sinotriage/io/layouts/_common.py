@@ -8,14 +8,17 @@ import os
 import re
 import warnings
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.io.dicom import DicomError, DicomWarning, list_files, read_dicom_series, read_header
-from sinotriage.vocabulary import MU_WATER
+from sinotriage.progress import ProgressCallback, counting
+from sinotriage.vocabulary import LABEL_NAMES, MU_WATER
 
 logger = logging.getLogger("sinotriage.io.layouts")
 
@@ -63,7 +66,7 @@ def safe_id(text: str) -> str:
     """A valid store study id from any text (other characters become ``_``, at most 128)."""
     out = _UNSAFE.sub("_", str(text)).lstrip("._-")[:128]
     if not out:
-        raise ValueError(f"cannot make a study id from {text!r}")
+        raise InputError(f"cannot make a study id from {text!r}")
     return out
 
 
@@ -103,10 +106,42 @@ class Header(dict):
 @dataclass
 class Scan:
     """Headers of a file tree: ``headers`` [(path, Header)] of image files, ``skipped``
-    [(path, message)] of files that are not usable DICOM images."""
+    [(path, message)] of files that are not usable DICOM images, and ``reasons`` the reason
+    of each skipped file (:data:`sinotriage.io.dicom.REASONS`)."""
 
     headers: list[tuple[str, Header]]
     skipped: list[tuple[str, str]]
+    reasons: list[str] = field(default_factory=list)
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        """``{reason: number of files skipped}``, most frequent first."""
+        return dict(Counter(self.reasons).most_common())
+
+
+def nothing_found(src: str | os.PathLike[str], what: str, n_files: int, scan: Scan | None = None,
+                  left_out: str = "") -> InputError:
+    """The error of a dataset folder in which no study was found, with the skip counts.
+
+    Parameters
+    ----------
+    src
+        The folder.
+    what
+        What was looked for (e.g. ``"CT series"``).
+    n_files
+        Files looked at.
+    scan
+        The header scan, for the counts of files skipped by reason.
+    left_out
+        Why groups of readable files were left out (e.g. ``"2 series with fewer than 2 slices"``).
+    """
+    parts = [f"{src}: no {what} found among {n_files} file{'s' if n_files != 1 else ''}"]
+    if scan is not None and scan.reasons:
+        counts = ", ".join(f"{r} {n}" for r, n in scan.skipped_by_reason().items())
+        parts.append(f"{len(scan.reasons)} skipped ({counts})")
+    if left_out:
+        parts.append(f"left out: {left_out}")
+    return InputError("; ".join(parts) + "; nothing to ingest")
 
 
 def _scan_one(path: str) -> tuple[Header | None, str | None, str]:
@@ -125,7 +160,8 @@ def _scan_chunk(paths: Sequence[str]) -> list[tuple[Header | None, str | None, s
     return [_scan_one(p) for p in paths]
 
 
-def scan_headers(paths: Iterable[str], strict: bool, progress: bool = False,
+def scan_headers(paths: Iterable[str], strict: bool,
+                 progress: ProgressCallback | bool | None = False,
                  workers: int = 0, scheduler: str | None = None) -> Scan:
     """Read the header of every file (no pixel data); non-DICOM and non-image files are skipped
     with a warning naming the file (``strict``: :class:`DicomError`).
@@ -142,35 +178,23 @@ def scan_headers(paths: Iterable[str], strict: bool, progress: bool = False,
                                            scheduler=scheduler, description="reading headers",
                                            progress=progress) for r in part]
     else:
-        bar = _bar("reading headers", len(paths)) if progress and len(paths) > 200 else None
         results = []
-        try:
+        with counting(progress if len(paths) > 200 else False, "reading headers",
+                      len(paths)) as advance:
             for p in paths:
                 results.append(_scan_one(p))
-                if bar is not None:
-                    bar[0].advance(bar[1])
-        finally:
-            if bar is not None:
-                bar[0].stop()
-    headers: list[tuple[str, Header]] = []
-    skipped: list[tuple[str, str]] = []
+                advance()
+    scan = Scan([], [], [])
     for p, (header, message, reason) in zip(paths, results, strict=True):
         if header is not None:
-            headers.append((p, header))
+            scan.headers.append((p, header))
             continue
         if strict:
             raise DicomError(message or p, p, reason)
-        skipped.append((p, message or p))
+        scan.skipped.append((p, message or p))
+        scan.reasons.append(reason or "unreadable")
         warn(f"skipped {message}")
-    return Scan(headers, skipped)
-
-
-def _bar(description: str, total: int) -> tuple[Any, Any]:
-    from rich.progress import Progress
-
-    prog = Progress()
-    prog.start()
-    return prog, prog.add_task(description, total=total)
+    return scan
 
 
 _NOT_IMAGES = (".csv", ".yaml", ".yml", ".md")
@@ -236,7 +260,7 @@ def _load_sinograms(spec: StudySpec, shape: tuple[int, int]) -> np.ndarray:
             try:
                 arr = np.load(f, allow_pickle=False)
             except Exception as exc:  # noqa: BLE001
-                raise ValueError(
+                raise InputError(
                     f"{f}: unreadable sinogram ({type(exc).__name__}: {exc})") from None
         else:
             import pydicom
@@ -246,14 +270,14 @@ def _load_sinograms(spec: StudySpec, shape: tuple[int, int]) -> np.ndarray:
                 ds = pydicom.dcmread(f)
                 arr = apply_modality_lut(ds.pixel_array, ds)
             except Exception as exc:  # noqa: BLE001
-                raise ValueError(
+                raise InputError(
                     f"{f}: unreadable sinogram ({type(exc).__name__}: {exc})") from None
         arr = np.asarray(arr, dtype=np.float64) * spec.sinogram_scale
         if arr.shape != tuple(shape):
-            raise ValueError(f"{f}: sinogram slice of shape {arr.shape}, expected {tuple(shape)} "
+            raise InputError(f"{f}: sinogram slice of shape {arr.shape}, expected {tuple(shape)} "
                              "(views x channels; see sinogram_shape in the mapping)")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{f}: sinogram holds NaN or infinite values")
+            raise InputError(f"{f}: sinogram holds NaN or infinite values")
         out.append(arr.astype(np.float32))
     return np.stack(out)
 
@@ -266,7 +290,7 @@ def ingest_study(spec: StudySpec, *, path: str, strict: bool, photons: float | N
     """
     import torch
 
-    from sinotriage.io.store import LABEL_NAMES, open_store
+    from sinotriage.io.store import open_store
 
     store = open_store(path, mode="r+")
     if store.has_study(spec.study_id):
@@ -302,14 +326,14 @@ def ingest_study(spec: StudySpec, *, path: str, strict: bool, photons: float | N
                 msg = (f"study {spec.study_id}: {len(missing)} of {len(rows)} slices have no "
                        f"labels (e.g. SOP {missing[0]}); written without slice labels")
                 if strict:
-                    raise ValueError(msg)
+                    raise InputError(msg)
                 warn(msg)
             else:
                 arrays["labels"] = np.asarray(rows, dtype=np.uint8).reshape(-1, len(LABEL_NAMES))
     if spec.sinogram_files is not None:
         sino = _load_sinograms(spec, tuple(g.sinogram_shape))
         if "hu" in arrays and sino.shape[0] != arrays["hu"].shape[0]:
-            raise ValueError(f"study {spec.study_id}: {sino.shape[0]} sinogram slices but "
+            raise InputError(f"study {spec.study_id}: {sino.shape[0]} sinogram slices but "
                              f"{arrays['hu'].shape[0]} reconstructed slices")
         record["sinogram_source"] = "measured"
     else:

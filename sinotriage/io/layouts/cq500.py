@@ -39,8 +39,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sinotriage.errors import InputError
 from sinotriage.io.dicom import DicomError
 from sinotriage.io.layouts._common import StudySpec, safe_id, scan_headers, tree_files, warn
+from sinotriage.progress import ProgressCallback
 
 __all__ = ["read_cq500_reads", "select_series", "discover_cq500", "FINDINGS", "READS_CSV"]
 
@@ -75,7 +77,7 @@ def read_cq500_reads(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
 
     Raises
     ------
-    ValueError
+    InputError
         Missing ``name`` or ``R1:ICH`` ... ``R3:SDH`` columns, or a value that is not 0/1.
     """
     path = Path(path)
@@ -86,7 +88,7 @@ def read_cq500_reads(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
         cols = set(reader.fieldnames or ())
         need = {"name"} | {f"{r}:{f}" for r in READERS for f in FINDINGS}
         if not need <= cols:
-            raise ValueError(f"{path}: missing columns {sorted(need - cols)}")
+            raise InputError(f"{path}: missing columns {sorted(need - cols)}")
         extras = [f for f in EXTRA_FINDINGS if all(f"{r}:{f}" in cols for r in READERS)]
         out: dict[str, dict[str, int]] = {}
         for line, row in enumerate(reader, start=2):
@@ -96,7 +98,7 @@ def read_cq500_reads(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
                 for r in READERS:
                     v = row[f"{r}:{finding}"].strip()
                     if v not in ("0", "1"):
-                        raise ValueError(f"{path}:{line}: {r}:{finding} must be 0 or 1, got {v!r}")
+                        raise InputError(f"{path}:{line}: {r}:{finding} must be 0 or 1, got {v!r}")
                     votes.append(int(v))
                 rec[FINDINGS.get(finding, finding.lower())] = int(sum(votes) >= 2)
             out[row["name"].strip()] = rec
@@ -153,7 +155,7 @@ def select_series(headers: Sequence[tuple[str, Any]]) -> tuple[str, list[str]] |
 
 def discover_cq500(src: str | os.PathLike[str], *, strict: bool = False,
                    reads_csv: str | os.PathLike[str] | None = None,
-                   progress: bool = True, workers: int = 0,
+                   progress: ProgressCallback | bool = True, workers: int = 0,
                    scheduler: str | None = None) -> tuple[list[StudySpec], int]:
     """Find the CQ500 studies under ``src``; returns (study specs, files skipped)."""
     src = Path(src)

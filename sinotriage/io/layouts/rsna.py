@@ -23,8 +23,10 @@ import csv
 import os
 from pathlib import Path
 
+from sinotriage.errors import InputError
 from sinotriage.io.layouts._common import StudySpec, safe_id, scan_headers, tree_files
-from sinotriage.io.store import LABEL_NAMES
+from sinotriage.progress import ProgressCallback
+from sinotriage.vocabulary import LABEL_NAMES
 
 __all__ = ["read_rsna_labels", "discover_rsna", "LABELS_CSV"]
 
@@ -36,7 +38,7 @@ def read_rsna_labels(path: str | os.PathLike[str]) -> dict[str, list[int]]:
 
     Raises
     ------
-    ValueError
+    InputError
         A row whose ID is not ``ID_<sop>_<subtype>`` with a known subtype, a label not 0/1, a
         slice missing some subtypes, or contradicting duplicate rows (the message names the row).
     """
@@ -48,32 +50,32 @@ def read_rsna_labels(path: str | os.PathLike[str]) -> dict[str, list[int]]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or not {"ID", "Label"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected the columns ID,Label, got {reader.fieldnames}")
+            raise InputError(f"{path}: expected the columns ID,Label, got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             sop, _, subtype = row["ID"].strip().rpartition("_")
             if not sop or subtype not in index:
-                raise ValueError(f"{path}:{line}: ID {row['ID']!r} is not ID_<sop>_<subtype> with "
+                raise InputError(f"{path}:{line}: ID {row['ID']!r} is not ID_<sop>_<subtype> with "
                                  f"subtype one of {LABEL_NAMES}")
             value = row["Label"].strip()
             if value not in ("0", "1"):
-                raise ValueError(f"{path}:{line}: Label must be 0 or 1, got {value!r}")
+                raise InputError(f"{path}:{line}: Label must be 0 or 1, got {value!r}")
             flags = labels.setdefault(sop, [None] * len(LABEL_NAMES))
             old = flags[index[subtype]]
             if old is not None and old != int(value):
-                raise ValueError(f"{path}:{line}: {row['ID']} labelled both {old} and {value}")
+                raise InputError(f"{path}:{line}: {row['ID']} labelled both {old} and {value}")
             flags[index[subtype]] = int(value)
     out: dict[str, list[int]] = {}
     for sop, flags in labels.items():
         if any(f is None for f in flags):
             missing = [n for n, f in zip(LABEL_NAMES, flags, strict=True) if f is None]
-            raise ValueError(f"{path}: slice {sop} has no rows for {missing}")
+            raise InputError(f"{path}: slice {sop} has no rows for {missing}")
         out[sop] = [int(f) for f in flags]  # type: ignore[arg-type]
     return out
 
 
 def discover_rsna(src: str | os.PathLike[str], *, strict: bool = False,
                   labels_csv: str | os.PathLike[str] | None = None,
-                  progress: bool = True, workers: int = 0,
+                  progress: ProgressCallback | bool = True, workers: int = 0,
                   scheduler: str | None = None) -> tuple[list[StudySpec], int]:
     """Find the RSNA series under ``src``; returns (study specs, files skipped while scanning)."""
     src = Path(src)

@@ -1,6 +1,6 @@
 """SinoCT: per-study folders of reconstructed slices and measured sinograms, plus a label CSV.
 
-SinoCT (Coronado, Sheen et al., Stanford; ``/work/shared/papers/stanford-sinogram-unet-deit.txt``)
+SinoCT (Coronado & Sheen, "Exploring Deep Learning Methods for Head CT Triage", Stanford University)
 holds 9,776 head CT scans labelled normal/abnormal, each with 512 x 512 reconstructed slices and a
 sinogram of 984 x 888 per slice, stored as about 40 ``.dcm`` files per scan.
 
@@ -38,8 +38,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sinotriage.errors import InputError
 from sinotriage.io.dicom import list_files
 from sinotriage.io.layouts._common import StudySpec, safe_id, warn
+from sinotriage.vocabulary import SPLITS
 
 __all__ = ["SinoCTMapping", "load_mapping", "discover_sinoct"]
 
@@ -69,7 +71,7 @@ class SinoCTMapping(BaseModel):
     @classmethod
     def _positive(cls, v: tuple[int, int]) -> tuple[int, int]:
         if min(v) < 1:
-            raise ValueError(f"sinogram_shape must be two positive integers, got {v}")
+            raise InputError(f"sinogram_shape must be two positive integers, got {v}")
         return v
 
 
@@ -82,12 +84,12 @@ def load_mapping(path: str | os.PathLike[str] | None) -> SinoCTMapping:
         raise FileNotFoundError(f"SinoCT mapping {path} does not exist")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the mapping must be a YAML mapping of keys, got {type(data)}")
+        raise InputError(f"{path}: the mapping must be a YAML mapping of keys, got {type(data)}")
     try:
         return SinoCTMapping(**data)
     except ValidationError as exc:  # -> one line naming the file, the keys and the problems
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{path}: invalid SinoCT mapping ({problems}); keys are "
+        raise InputError(f"{path}: invalid SinoCT mapping ({problems}); keys are "
                          f"{sorted(SinoCTMapping.model_fields)}") from None
 
 
@@ -100,7 +102,7 @@ def _read_labels(path: Path, m: SinoCTMapping) -> dict[str, dict[str, Any]]:
         cols = set(reader.fieldnames or ())
         need = {m.id_column, m.label_column} | ({m.split_column} if m.split_column else set())
         if not need <= cols:
-            raise ValueError(f"{path}: missing columns {sorted(need - cols)} (have {sorted(cols)})")
+            raise InputError(f"{path}: missing columns {sorted(need - cols)} (have {sorted(cols)})")
         for line, row in enumerate(reader, start=2):
             value = row[m.label_column].strip().lower()
             if value in POSITIVE:
@@ -108,14 +110,14 @@ def _read_labels(path: Path, m: SinoCTMapping) -> dict[str, dict[str, Any]]:
             elif value in NEGATIVE:
                 label = 0
             else:
-                raise ValueError(f"{path}:{line}: {m.label_column} must be one of "
+                raise InputError(f"{path}:{line}: {m.label_column} must be one of "
                                  f"{POSITIVE + NEGATIVE}, got {value!r}")
             rec: dict[str, Any] = {"label": label}
             if m.split_column:
                 split = row[m.split_column].strip().lower()
-                if split not in ("train", "val", "test"):
-                    raise ValueError(f"{path}:{line}: {m.split_column} must be train, val or "
-                                     f"test, got {split!r}")
+                if split not in SPLITS:
+                    raise InputError(f"{path}:{line}: {m.split_column} must be one of "
+                                     f"{', '.join(SPLITS)}, got {split!r}")
                 rec["split"] = split
             out[row[m.id_column].strip()] = rec
     return out
@@ -133,7 +135,7 @@ def _sinogram_files(folder: Path, m: SinoCTMapping) -> list[str]:
             try:
                 return int(pydicom.dcmread(f, stop_before_pixels=True).InstanceNumber)
             except Exception as exc:  # noqa: BLE001
-                raise ValueError(
+                raise InputError(
                     f"{f}: no InstanceNumber to order sinogram slices ({exc})") from None
 
         files = sorted(files, key=instance)
@@ -158,7 +160,7 @@ def discover_sinoct(src: str | os.PathLike[str], mapping: SinoCTMapping, *,
             raise FileNotFoundError(f"{folder}: no sinogram folder {mapping.sinograms!r}")
         sino_files = _sinogram_files(sino_dir, mapping)
         if not sino_files:
-            raise ValueError(f"{sino_dir}: no sinogram slices ({mapping.sinogram_format})")
+            raise InputError(f"{sino_dir}: no sinogram slices ({mapping.sinogram_format})")
         files: list[str] = []
         if mapping.recon is not None:
             recon_dir = folder / mapping.recon

@@ -1,21 +1,28 @@
-"""The device-free estimate of a training step's peak memory (sinotriage.models.memory)."""
+"""The device-free estimate of a training step's peak memory (benchmarks/memory_estimate.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sinotriage.models.memory import (
+from sinotriage.models.mini_unet import MiniUNet
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+from memory_estimate import (  # noqa: E402
     cuda_autocast_on_cpu,
     estimate_step_memory,
     estimate_step_peak_bytes,
 )
-from sinotriage.models.mini_unet import MiniUNet
 
 
 def _sgd(params):
@@ -152,13 +159,7 @@ def test_cuda_autocast_emulation_matches_cuda_dispatch():
 
 def test_unet_memory_estimate_table():
     """The benchmark's --estimate table (figures from the estimator; here a synthetic row)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "unet_memory.py"
-    spec = importlib.util.spec_from_file_location("unet_memory", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    import unet_memory as bench
     row = {"checkpointing": True, "bf16": True, "offload": False,
            "estimated_peak_bytes": 9 * 2**30, "estimated_host_peak_bytes": 0,
            "step_tflop": 25.46, "under_target": {"8 GiB": False, "8e9 B": False}}  # fmt: skip

@@ -1,0 +1,6 @@
+"""``python -m sinotriage.cli``: the command line (same as the ``sinotriage`` script)."""
+
+from sinotriage.cli import main
+
+if __name__ == "__main__":
+    main()
