@@ -82,6 +82,10 @@ def test_learned_model_end_to_end_at_several_view_counts() -> None:
         assert float(net.window.level.grad.abs().max()) > 0
     np.testing.assert_allclose(net.fbp.response().detach().numpy(), net.fbp.reference(),
                                rtol=1e-5, atol=1e-7)
+    import copy
+
+    twin = copy.deepcopy(net)
+    torch.testing.assert_close(twin(x), net(x))
 
 
 def test_learned_parameters_read_back() -> None:

@@ -31,7 +31,8 @@ from sinotriage.geometry import FanBeamGeometry, Geometry, geometry_from_dict
 from sinotriage.models._registry import create, register
 from sinotriage.models.learned_window import LearnableWindow, window_layer
 from sinotriage.operators._backends import get as _backend
-from sinotriage.operators._fbp import check_fbp_geometry, rebin_fan_to_parallel
+from sinotriage.operators._fbp import _Rebin, _torch_rebin, check_fbp_geometry, fbp_layout
+from sinotriage.operators._plan import Plan
 from sinotriage.operators.filters import filter_response, padded_length
 from sinotriage.operators.units import mu_to_hu
 from sinotriage.vocabulary import MU_WATER
@@ -120,29 +121,36 @@ class LearnableFBP(nn.Module):
         g = _as_geometry(geometry)
         check_fbp_geometry(g)
         self.geometry, self.mu_water = g, float(mu_water)
-        _, angles, u0, du, m = self._rows(torch.zeros(1, *g.sinogram_shape))
-        self.m, self.du, self.p = m, du, padded_length(m)
-        ramp = filter_response(m, "ram-lak").float()  # (P // 2 + 1,), unit spacing
+        lay = fbp_layout(g)  # the operator's rebinning taps, angles and channel layout
+        self._layout, self._plan = lay, Plan()
+        self.m, self.du, self.p = lay.m, lay.du, padded_length(lay.m)
+        ramp = filter_response(lay.m, "ram-lak").float()  # (P // 2 + 1,), unit spacing
         x = torch.fft.rfftfreq(self.p, dtype=torch.float64) / 0.5  # 1 at Nyquist
         hann = (0.5 * (1.0 + torch.cos(math.pi * x))).float()  # the "hann" window of filters.py
         self.register_buffer("ramp", ramp, persistent=False)
         self.gain = nn.Parameter(hann.clone())
-        a = backprojection_matrix(angles, u0, du, m, g.image_size, g.pixel_size,
-                                  math.pi / len(angles))
-        self._a, self._at = a, _csr(a.to_sparse_coo().t())
+        self._a: torch.Tensor | None = None  # built on first use (not state: no storage)
+        self._at: torch.Tensor | None = None
 
-    def _rows(self, sino: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, float, float, int]:
-        g = self.geometry
-        if isinstance(g, FanBeamGeometry):
-            kernel = None
-            if sino.device.type == "cpu":
-                nb = _backend("numba")
-                kernel = nb.rebin if nb.available() else None
-            rows, angles, u0, du = rebin_fan_to_parallel(sino.float(), g, rebin_kernel=kernel)
-        else:
-            rows, angles = sino.float(), g.angles
-            u0, du = float(g.det_positions[0]), g.det_spacing
-        return rows, angles, u0, du, rows.shape[-1]
+    def __getstate__(self) -> dict[str, Any]:  # lock and sparse matrices: rebuilt on copies
+        state = dict(self.__dict__)
+        state["_plan"], state["_a"], state["_at"] = None, None, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._plan = Plan()
+
+    def _rows(self, sino: torch.Tensor) -> torch.Tensor:
+        """``(B, V, C)`` line integrals -> ``(B, V', M)`` parallel rows (fan beam: the
+        operator's rebinning, differentiable with respect to the sinogram)."""
+        if not isinstance(self.geometry, FanBeamGeometry):
+            return sino.float()
+        if sino.device.type == "cpu":
+            nb = _backend("numba")
+            if nb.available():
+                return _Rebin.apply(sino.float().contiguous(), self._layout, nb, self._plan)
+        return _torch_rebin(sino.float(), self._layout, self._plan)
 
     def response(self) -> torch.Tensor:
         """The filter ``ramp * gain`` ``(P // 2 + 1,)`` at unit channel spacing."""
@@ -161,14 +169,16 @@ class LearnableFBP(nn.Module):
         if tuple(x.shape[-2:]) != tuple(self.geometry.sinogram_shape):
             raise ValueError(f"LearnableFBP: sinogram shape {tuple(x.shape[-2:])} does not match "
                              f"the geometry's {self.geometry.sinogram_shape}")
-        with torch.no_grad():  # the rebinning has no parameters
-            rows = self._rows(x.detach())[0]
-        if x.requires_grad:  # gradients wrt the input: redo the rebinning under autograd
-            rows = self._rows(x)[0]
+        rows = self._rows(x)
         spec = torch.fft.rfft(rows, n=self.p, dim=-1)
         q = torch.fft.irfft(spec * (self.response() / self.du), n=self.p, dim=-1)[..., :self.m]
         b = q.shape[0]
         n = self.geometry.image_size
+        if self._a is None or self._at is None:
+            g, lay = self.geometry, self._layout
+            a = backprojection_matrix(lay.angles, lay.u0, lay.du, lay.m, g.image_size,
+                                      g.pixel_size, lay.weight)
+            self._a, self._at = a, _csr(a.to_sparse_coo().t())
         if self._a.device != q.device:  # the matrices are not buffers: keep checkpoints small
             self._a, self._at = self._a.to(q.device), self._at.to(q.device)
         mu = _SparseApply.apply(q.reshape(b, -1).t().contiguous(), self._a, self._at)
