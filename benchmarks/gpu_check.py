@@ -278,6 +278,8 @@ def step_compare_tiny(run: Run, tag: str, cuda: bool) -> dict[str, Any]:
     if res.exists():
         data = json.loads(res.read_text())
         rec["arms"] = sorted(data.get("arms", {}))
+        rec["timing"] = data.get("timing")
+        rec["train_seconds"] = {k: v.get("train_seconds") for k, v in data.get("arms", {}).items()}
     return rec
 
 
@@ -428,7 +430,7 @@ def markdown(report: dict[str, Any]) -> str:
                              f"| {a['slices_per_s']} |")
         proj = thr.get("projection")
         if proj:
-            lines += ["", f"Projected full `{thr['preset']}` study on this GPU ({proj['n_studies']} "
+            lines += ["", f"Projected full `{thr['preset']}` study on this machine ({proj['n_studies']} "
                       f"studies, {proj['epochs']} epochs, validation scored every epoch): "
                       f"{proj['hours_total']} h for the arms measured"
                       f"{'' if proj['complete'] else ' (not all arms finished)'}."]

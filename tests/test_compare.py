@@ -7,15 +7,14 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from _study_helpers import VIEWS, ScriptedTrainer, check_report_matches_results, make_store
 
+from sinotriage.errors import ConfigError
 from sinotriage.experiments import (
+    STUDY_PRESETS,
     ArmConfig,
-    ArmJob,
-    ArmOutput,
     StudyConfig,
-    TrainingBudget,
     load_study_config,
     read_results,
     rerender,
@@ -23,72 +22,8 @@ from sinotriage.experiments import (
     study_preset,
 )
 from sinotriage.experiments.config import QueueConfig
-from sinotriage.experiments.report import COLUMNS
-from sinotriage.io.predictions import Predictions, read_predictions
+from sinotriage.io.predictions import read_predictions
 from sinotriage.metrics import delong_ci, delong_test
-
-IMAGE, VIEWS, DET = 32, 64, 48
-
-
-def _make_store(path: Path, n: int = 30) -> Path:
-    """A small hand-made store: random slices, labels alternating, parallel... fan geometry."""
-    import torch
-
-    from sinotriage.geometry import sinoct
-    from sinotriage.io.store import create_store
-    from sinotriage.operators import hu_to_mu, project
-
-    g = sinoct(image_size=IMAGE, n_views=VIEWS, n_det=DET)
-    store = create_store(path, {"source": "test"}, geometry=g)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:IMAGE, :IMAGE]
-    head = ((yy - IMAGE / 2) ** 2 + (xx - IMAGE / 2) ** 2) < (IMAGE / 2.5) ** 2
-    for i in range(n):
-        d = 4
-        hu = np.where(head, 30.0, -1000.0)[None].repeat(d, 0) + rng.normal(0, 5, (d, IMAGE, IMAGE))
-        labels = np.zeros((d, 6), np.uint8)
-        mask = np.zeros((d, IMAGE, IMAGE), np.uint8)
-        if i % 2:
-            labels[1:3, 0] = 1
-            labels[1:3, 5] = 1
-            mask[1:3, 10:14, 10:14] = 5
-            hu[1:3, 10:14, 10:14] = 70
-        sino = project(hu_to_mu(torch.from_numpy(hu.astype(np.float32))), g).numpy()
-        store.write_study(f"t{i:03d}", {"hu": hu, "sinogram": sino, "labels": labels, "mask": mask})
-    store.assign_splits((0.4, 0.3, 0.3), seed=0)
-    store.write_manifest()
-    return path
-
-
-class ScriptedTrainer:
-    """Scores = label * strength + noise, per slice, seeded by the arm (a stand-in for training)."""
-
-    def __init__(self, strength: dict[str, float]):
-        self.strength = strength
-        self.calls: list[str] = []
-
-    def __call__(self, job: ArmJob) -> ArmOutput:
-        from sinotriage.io.store import open_store
-
-        self.calls.append(job.arm.name)
-        st = open_store(job.store_path)
-        rng = np.random.default_rng(len(job.arm.name))
-        ids, splits, z, labels, scores = [], [], [], [], []
-        for split in ("val", "test"):
-            for sid in st.study_ids(split):
-                lab = st.read(sid, "labels")[:, 0]
-                for k, v in enumerate(lab):
-                    ids.append(sid)
-                    splits.append(split)
-                    z.append(k)
-                    labels.append(int(v))
-                    scores.append(float(self.strength[job.arm.domain] * v + rng.normal()))
-        for e in range(job.config.training.epochs):
-            if job.on_epoch:
-                job.on_epoch(e + 1, job.config.training.epochs, {"loss": 1.0 / (e + 1)})
-        pred = Predictions(ids, splits, z, labels, scores, ("any",))
-        return ArmOutput(pred.with_scan_rows("max"), epochs=job.config.training.epochs,
-                         best_val_auc=0.9)
 
 
 def _config(**kw) -> StudyConfig:
@@ -99,60 +34,20 @@ def _config(**kw) -> StudyConfig:
         ArmConfig(name="win_x1", domain="windowed", view_factor=1),
     )
     base = dict(name="unit", data_preset="tiny", n_studies=30, arms=arms, reference_arm="win_x1",
-                training=TrainingBudget(epochs=2), queue=QueueConfig(n_repeats=3))
+                training={"epochs": 2}, queue=QueueConfig(n_repeats=3))
     base.update(kw)
     return StudyConfig(**base)
 
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory) -> Path:
-    return _make_store(tmp_path_factory.mktemp("store") / "s.zarr")
-
-
-def _report_table(md: str) -> dict[str, dict[str, str]]:
-    lines = md.split("## AUC table", 1)[1].strip().splitlines()
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert header == [c[0] for c in COLUMNS]
-    rows = {}
-    for line in lines[2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows[cells[0]] = dict(zip(header, cells, strict=True))
-    return rows
-
-
-def check_report_matches_results(out: Path) -> dict:
-    """Every number of report.md's table equals the results.json value rounded as printed."""
-    results = json.loads((out / "results.json").read_text())
-    table = _report_table((out / "report.md").read_text())
-    assert list(table) == list(results["arms"])
-    for name, arm in results["arms"].items():
-        row = table[name]
-        assert row["Input"] == arm["domain"] and row["Model"] == arm["model"]
-        assert int(row["Views"]) == arm["views"]
-        for title, key in (("AUC", "auc"), ("Sensitivity", "sensitivity"),
-                           ("Specificity", "specificity"), ("Accuracy", "accuracy"),
-                           ("Sens@Spec", "sens_at_spec")):
-            assert float(row[title]) == pytest.approx(arm[key], abs=5e-4 + 1e-12), (name, title)
-        lo, hi = (float(v) for v in row["95% CI"].split("–"))
-        assert lo == pytest.approx(arm["auc_ci"][0], abs=5e-4)
-        assert hi == pytest.approx(arm["auc_ci"][1], abs=5e-4)
-        assert float(row["Train (s)"]) == pytest.approx(arm["train_seconds"], abs=0.05 + 1e-9)
-        if arm["p_vs_reference"] is None:
-            assert row["p vs ref"] == "–" and name == results["study"]["reference_arm"]
-        elif row["p vs ref"] == "<0.001":
-            assert arm["p_vs_reference"] < 0.001
-        else:
-            assert float(row["p vs ref"]) == pytest.approx(arm["p_vs_reference"], abs=5e-4)
-    return results
+    return make_store(tmp_path_factory.mktemp("store") / "s.zarr")
 
 
 def test_study_with_scripted_trainer(tmp_path, small_store):
     out = tmp_path / "res"
     trainer = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    results = run_study(_config(), out, store=small_store, trainer=trainer, workers=0,
-                        progress=False)
+    results = run_study(_config(), out, store=small_store, trainer=trainer, workers=0)
     assert trainer.calls == ["sino_x1", "sino_x4", "recon_x4", "win_x1"]
     for f in ("results.json", "report.md", "report.html", "config.yaml",
               "figures/roc.png", "figures/auc_vs_views.png", "figures/example.png",
@@ -163,8 +58,8 @@ def test_study_with_scripted_trainer(tmp_path, small_store):
     assert results["full_views"] == VIEWS
     assert [a["views"] for a in results["arms"].values()] == [64, 16, 16, 64]
     # the numbers are those of the metrics on the predictions CSVs
-    ref = read_predictions(out / "predictions/win_x1.csv").scans("test")
-    arm = read_predictions(out / "predictions/recon_x4.csv").scans("test")
+    ref = read_predictions(out / "predictions/win_x1_s0_nall.csv").scans("test")
+    arm = read_predictions(out / "predictions/recon_x4_s0_nall.csv").scans("test")
     ci = delong_ci(*arm.column("any"))
     assert results["arms"]["recon_x4"]["auc"] == pytest.approx(ci.auc, abs=1e-12)
     assert results["arms"]["recon_x4"]["auc_ci"] == pytest.approx([ci.lower, ci.upper], abs=1e-12)
@@ -176,7 +71,7 @@ def test_study_with_scripted_trainer(tmp_path, small_store):
     assert load_study_config(out / "config.yaml") == _config()
     # html: self-contained, images embedded, axis/table present
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 4  # roc, auc_vs_views, example, queue
     assert "src='http" not in html and "<table>" in html
     q = results["queue"]
     assert [r["arm"] for r in q["rows"]] == ["no triage", *results["arms"], "oracle flags"]
@@ -186,20 +81,20 @@ def test_study_with_scripted_trainer(tmp_path, small_store):
 def test_resume_reruns_only_unfinished_arms(tmp_path, small_store):
     out = tmp_path / "res"
     first = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    run_study(_config(), out, store=small_store, trainer=first, workers=0, progress=False)
+    run_study(_config(), out, store=small_store, trainer=first, workers=0)
     before = json.loads((out / "results.json").read_text())
     # simulate an interruption: one arm never finished, the final results never written
-    shutil.rmtree(out / "arms" / "recon_x4")
+    shutil.rmtree(out / "arms" / "recon_x4" / "s0")
     (out / "results.json").unlink()
     second = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    after = run_study(_config(), out, store=small_store, trainer=second, workers=0, progress=False)
+    after = run_study(_config(), out, store=small_store, trainer=second, workers=0)
     assert second.calls == ["recon_x4"]
     for name in before["arms"]:
         assert after["arms"][name]["auc"] == pytest.approx(before["arms"][name]["auc"], abs=1e-12)
     # a changed training budget invalidates every arm
     third = ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0})
-    run_study(_config(training=TrainingBudget(epochs=3)), out, store=small_store, trainer=third,
-              workers=0, progress=False)
+    run_study(_config(training={"epochs": 3}), out, store=small_store, trainer=third,
+              workers=0)
     assert third.calls == ["sino_x1", "sino_x4", "recon_x4", "win_x1"]
     # the report re-renders from results.json alone
     (out / "report.md").unlink()
@@ -208,7 +103,7 @@ def test_resume_reruns_only_unfinished_arms(tmp_path, small_store):
 
 
 def test_config_errors_and_presets(tmp_path):
-    for name in ("tiny", "quick", "standard", "sinoct"):
+    for name in STUDY_PRESETS:
         cfg = study_preset(name)
         assert cfg.reference in [a.name for a in cfg.arms]
     quick = study_preset("quick")
@@ -218,7 +113,18 @@ def test_config_errors_and_presets(tmp_path):
         study_preset("huge")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntraining:\n  epocs: 3\n")
-    with pytest.raises(ValueError, match=r"training\.epocs: unknown key"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: invalid study config: key 'training': "
+                                          r"unknown TrainConfig field\(s\) \['epocs'\]"):
+        load_study_config(bad)
+    # study-owned fields, and TrainConfig rules checked per arm when the config loads
+    bad.write_text("training:\n  seed: 3\n")
+    with pytest.raises(ConfigError, match=r"\['seed'\] are set by the study"):
+        load_study_config(bad)
+    bad.write_text("arms:\n  - {name: s, domain: sinogram, training: {augment: {flip_prob: 0.5}}}\n")
+    with pytest.raises(ConfigError, match=r"training options of arm 's'.*sinogram domain"):
+        load_study_config(bad)
+    bad.write_text("training:\n  lr: -1\n")
+    with pytest.raises(ConfigError, match=r"key 'lr'"):
         load_study_config(bad)
     bad.write_text("aggregation: median\n")
     with pytest.raises(ValueError, match="aggregation must be one of"):
@@ -229,8 +135,8 @@ def test_config_errors_and_presets(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("training:\n  epochs: 7\nseed: 3\n")
     cfg = load_study_config(good, base=study_preset("quick"))
-    assert cfg.training.epochs == 7 and cfg.seed == 3 and cfg.arms == quick.arms
-    assert cfg.training.batch_size == quick.training.batch_size
+    assert cfg.training["epochs"] == 7 and cfg.seed == 3 and cfg.arms == quick.arms
+    assert cfg.training["batch_size"] == quick.training["batch_size"]
     with pytest.raises(FileNotFoundError):
         load_study_config(tmp_path / "none.yaml")
 
@@ -257,7 +163,7 @@ def test_report_renders_in_headless_browser(tmp_path, small_store):
     if mod.find_browser() is None:
         pytest.skip("no Chromium browser installed")
     out = tmp_path / "res"
-    run_study(_config(), out, store=small_store, workers=0, progress=False,
+    run_study(_config(), out, store=small_store, workers=0,
               trainer=ScriptedTrainer({"sinogram": 1.0, "recon": 2.0, "windowed": 3.0}))
     html = (out / "report.html").read_text()
     assert mod.check_self_contained(html) == []
@@ -270,19 +176,37 @@ def test_report_renders_in_headless_browser(tmp_path, small_store):
 
 @pytest.mark.slow
 def test_tiny_preset_end_to_end(tmp_path):
-    """The tiny preset, data synthesis and real training included: outputs and report numbers."""
+    """The tiny preset, data synthesis and real training included: every (arm, seed, size) run,
+    the per-seed summaries, the curve, and every number of report.md against results.json."""
+    from sinotriage.training.engine import make_dataset
+
     out = tmp_path / "tiny"
-    results = run_study(study_preset("tiny"), out, workers=0, progress=False)
     cfg = study_preset("tiny")
+    results = run_study(cfg, out, workers=0)
+    assert set(results) >= {"schema", "study", "test", "runs", "arms", "curve", "failed",
+                            "queue", "figures", "timing", "n_train_studies"}
+    assert results["failed"] == {}
     assert list(results["arms"]) == [a.name for a in cfg.arms]
-    for name, arm in results["arms"].items():
-        assert 0.0 <= arm["auc"] <= 1.0 and arm["auc_ci"][0] <= arm["auc"] <= arm["auc_ci"][1]
-        assert arm["epochs"] == 1 and arm["train_seconds"] > 0
-        pred = read_predictions(out / arm["predictions"])
+    assert results["study"]["seeds"] == list(cfg.seeds) and len(cfg.seeds) >= 2
+    assert results["study"]["train_sizes"] == list(cfg.train_sizes) and len(cfg.train_sizes) >= 2
+    assert len(results["runs"]) == len(cfg.arms) * len(cfg.seeds) * len(cfg.train_sizes)
+    for name, run in results["runs"].items():
+        assert 0.0 <= run["auc"] <= 1.0 and run["auc_ci"][0] <= run["auc"] <= run["auc_ci"][1]
+        assert run["epochs"] == 1 and run["train_seconds"] > 0
+        pred = read_predictions(out / run["predictions"])
         assert set(pred.split) == {"val", "test"} and len(pred.scans("test")) == results["test"]["n"]
         assert (out / "arms" / name / "result.json").is_file()
+        # the run trained on its nested subset of `size` training studies
+        tc = study_preset("tiny").train_config(
+            cfg.arm(run["arm"]), seed=run["seed"], size=run["size"], store=results["store"],
+            out_dir=str(tmp_path / "x"), views=run["views"])
+        assert len(make_dataset(tc, "train").records) == run["size"] == run["n_train"]
+    for arm in results["arms"].values():
+        assert set(arm["seeds"]) == {str(s) for s in cfg.seeds}
+        assert arm["auc_sd"] is not None and arm["auc_min"] <= arm["auc"] <= arm["auc_max"]
+    assert set(results["curve"]["arms"]) == set(results["arms"])
     for f in ("report.md", "report.html", "config.yaml", "figures/roc.png",
-              "figures/auc_vs_views.png", "figures/example.png"):
+              "figures/auc_vs_views.png", "figures/example.png", "figures/curve.png"):
         assert (out / f).is_file(), f
     assert (out / "data" / "tiny.zarr").is_dir()
     check_report_matches_results(out)
@@ -295,10 +219,10 @@ def test_study_difficulty_reaches_the_synthetic_store(tmp_path) -> None:
     from sinotriage.io.store import open_store
 
     cfg = study_preset("tiny").model_copy(update={
-        "difficulty": "easy", "n_studies": 12,
+        "difficulty": "easy", "n_studies": 12, "train_sizes": (),
         "arms": (ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),),
         "reference_arm": "sinogram_x4"})
-    path = prepare_store(cfg, tmp_path, workers=0, progress=False)
+    path = prepare_store(cfg, tmp_path, workers=0)
     assert path.name == "tiny_easy.zarr"
     text = json.dumps(open_store(path).attrs)
     assert '"difficulty": "easy"' in text and '"difficulty": "standard"' not in text

@@ -22,8 +22,6 @@ MAX_LINES = 600
 #: strongly connected component (a cycle found must lie inside one entry). Remove an entry when
 #: its cycle is broken; never add one for new code.
 KNOWN_CYCLES: set[frozenset[str]] = {
-    # operators owner: _backends' auto-selection times _api's functions (a deferred import)
-    frozenset({"sinotriage.operators._api", "sinotriage.operators._backends"}),
     # experiments owner (issue 18.1): the shared job types move to a leaf module
     frozenset({
         "sinotriage.experiments.build",

@@ -1,4 +1,5 @@
-"""Assemble a finished study: paired tests, queue simulation, figures, results.json and reports."""
+"""Assemble a finished study: paired tests per seed and size, the summaries across seeds and
+sizes, the queue simulation, the figures, results.json and the reports."""
 
 from __future__ import annotations
 
@@ -10,24 +11,19 @@ import numpy as np
 from sinotriage import __version__
 from sinotriage.experiments import learned, plots
 from sinotriage.experiments.config import StudyConfig
+from sinotriage.experiments.jobs import arm_views, run_name
 from sinotriage.experiments.report import render_html, render_markdown
-from sinotriage.experiments.results import (
-    SCHEMA,
-    paired_tests,
-    read_results,
-    scan_columns,
-    utc_now,
-    write_json,
-    write_text,
-)
+from sinotriage.experiments.results import SCHEMA, paired_tests, read_results, scan_columns, utc_now
+from sinotriage.experiments.summary import curve_section, summarize_arms
+from sinotriage.io.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from sinotriage.io.predictions import Predictions, read_predictions
 from sinotriage.metrics import roc_curve
 
-#: per-arm keys copied from arms/<arm>/result.json into results.json
-ARM_KEYS: tuple[str, ...] = (
-    "domain", "views", "view_factor", "model", "windows", "auc", "auc_ci", "auc_se", "threshold",
-    "accuracy", "sensitivity", "specificity", "precision", "f1", "sens_at_spec", "val_auc",
-    "best_val_auc", "train_seconds", "epochs", "predictions", "learned",
+#: per-run keys copied from arms/<arm>/s<seed>/n<size>/result.json into results.json
+RUN_KEYS: tuple[str, ...] = (
+    "arm", "seed", "size", "domain", "views", "view_factor", "model", "windows", "auc", "auc_ci",
+    "auc_se", "threshold", "accuracy", "sensitivity", "specificity", "precision", "f1",
+    "sens_at_spec", "val_auc", "best_val_auc", "train_seconds", "epochs", "predictions",
 )
 
 
@@ -75,7 +71,6 @@ def example_images(store_path: Path, config: StudyConfig, full_views: int) -> di
     The slice is the one with the most hemorrhage voxels among the positive test studies (the
     middle slice of the first test study when there is no mask).
     """
-    from sinotriage.experiments.runner import arm_views
     from sinotriage.io.store import open_store
     from sinotriage.windowing import window
 
@@ -116,7 +111,8 @@ def figures(out: Path, config: StudyConfig, results: dict[str, Any], preds: dict
     for name, p in preds.items():
         _, y, s = scan_columns(p, "test")
         fpr, tpr, _ = roc_curve(y, s)
-        curves[name] = (fpr, tpr, results["arms"][name]["auc"])
+        seed0 = str(results["study"]["seeds"][0])
+        curves[name] = (fpr, tpr, results["arms"][name]["seeds"][seed0]["auc"])
     images["roc"] = plots.roc_figure(curves)
     images["auc_vs_views"] = plots.auc_vs_views_figure(results["arms"], results.get("full_views"))
     for key, make in (("learned_windows", learned.windows_figure),
@@ -124,6 +120,8 @@ def figures(out: Path, config: StudyConfig, results: dict[str, Any], preds: dict
         png = make(results["arms"])
         if png is not None:
             images[key] = png
+    if results.get("curve"):
+        images["curve"] = plots.curve_figure(results["curve"])
     if store_path is not None and results.get("full_views"):
         ex = example_images(store_path, config, int(results["full_views"]))
         if ex is not None:
@@ -142,35 +140,65 @@ def figures(out: Path, config: StudyConfig, results: dict[str, Any], preds: dict
     fig_dir.mkdir(parents=True, exist_ok=True)
     results["figures"] = {}
     for key, png in images.items():
-        tmp = fig_dir / f".{key}.png.tmp"
-        tmp.write_bytes(png)
-        tmp.replace(fig_dir / f"{key}.png")
+        atomic_write_bytes(fig_dir / f"{key}.png", png)
         results["figures"][key] = f"figures/{key}.png"
     return images
+
+
+def main_size(config: StudyConfig) -> int | None:
+    """The training size of the main table: the largest of ``train_sizes`` (None: all)."""
+    return config.train_sizes[-1] if config.train_sizes else None
 
 
 def finalize(
     config: StudyConfig,
     out: Path,
     records: dict[str, dict[str, Any]],
+    failed: dict[str, str],
     store_path: Path | None,
     full_views: int | None,
     device: str,
     timing: dict[str, float],
 ) -> dict[str, Any]:
-    """Write results.json, the figures, report.md and report.html; return the results."""
-    preds = {name: read_predictions(out / rec["predictions"]) for name, rec in records.items()}
+    """Write results.json, the figures, report.md and report.html; return the results.
+
+    ``records`` maps run names (:func:`~sinotriage.experiments.jobs.run_name`) to run records;
+    each run is tested (paired DeLong) against the reference arm's run of the same seed and size.
+    """
     reference = config.reference
-    tests = paired_tests(preds, reference) if len(preds) > 1 else {}
-    arms: dict[str, dict[str, Any]] = {}
-    for arm in config.arms:
-        rec = records[arm.name]
-        entry = {k: rec.get(k) for k in ARM_KEYS}
-        t = tests.get(arm.name)
+    runs: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[int, int | None], dict[str, Predictions]] = {}
+    for rec in records.values():
+        groups.setdefault((rec["seed"], rec["size"]), {})[rec["arm"]] = read_predictions(
+            out / rec["predictions"])
+    tests: dict[str, dict[str, float]] = {}
+    for (seed, size), preds in groups.items():
+        if reference in preds and len(preds) > 1:
+            for arm, t in paired_tests(preds, reference).items():
+                tests[run_name(arm, seed, size)] = t
+    order = [run_name(a.name, seed, size) for a in config.arms for seed in config.seeds
+             for size in (config.train_sizes or (None,))]
+    for name in order:
+        if name not in records:
+            continue
+        entry = {k: records[name].get(k) for k in RUN_KEYS}
+        t = tests.get(name)
         entry["delta_auc_vs_reference"] = t["delta_auc_vs_reference"] if t else None
         entry["p_vs_reference"] = t["p_vs_reference"] if t else None
-        arms[arm.name] = entry
-    ref = records[reference]
+        runs[name] = entry
+    n_train_total = None
+    if store_path is not None:
+        from sinotriage.io.store import open_store
+
+        n_train_total = len(open_store(store_path).study_ids("train"))
+    for entry in runs.values():
+        entry["n_train"] = entry["size"] if entry["size"] is not None else n_train_total
+    size = main_size(config)
+    arms = summarize_arms(config, runs, size)
+    first_seed = config.seeds[0]
+    main_preds = {a: read_predictions(out / records[k]["predictions"]) for a in arms
+                  if (k := run_name(a, first_seed, size)) in records}
+    ref_rec = next(iter(records.values()), None)
     results: dict[str, Any] = {
         "schema": SCHEMA,
         "sinotriage_version": __version__,
@@ -181,6 +209,9 @@ def finalize(
             "difficulty": config.difficulty,
             "n_studies": config.n_studies,
             "seed": config.seed,
+            "seeds": list(config.seeds),
+            "train_sizes": list(config.train_sizes),
+            "main_size": size,
             "reference_arm": reference,
             "aggregation": config.aggregation,
             "operating_sensitivity": config.operating_sensitivity,
@@ -191,18 +222,24 @@ def finalize(
         "store": str(store_path) if store_path is not None else None,
         "full_views": full_views,
         "device": device,
-        "test": {"n": ref["n_test"], "positives": ref["n_test_positive"],
-                 "negatives": ref["n_test"] - ref["n_test_positive"]},
+        "n_train_studies": n_train_total,
+        "test": ({"n": ref_rec["n_test"], "positives": ref_rec["n_test_positive"],
+                  "negatives": ref_rec["n_test"] - ref_rec["n_test_positive"]}
+                 if ref_rec else {"n": 0, "positives": 0, "negatives": 0}),
+        "runs": runs,
         "arms": arms,
-        "queue": queue_section(config, preds, records),
+        "curve": curve_section(config, runs, n_train_total or 0),
+        "failed": dict(sorted(failed.items())),
+        "queue": (queue_section(config, main_preds, {a: arms[a] for a in main_preds})
+                  if len(main_preds) > 0 else None),
         "timing": timing,
     }
-    images = figures(out, config, results, preds, store_path)
-    write_json(out / "results.json", results)
+    images = figures(out, config, results, main_preds, store_path) if main_preds else {}
+    atomic_write_json(out / "results.json", results)
     results = read_results(out)  # the JSON form (NaN -> null), what the reports show
     config_yaml = config.to_yaml()
-    write_text(out / "report.md", render_markdown(results, config_yaml))
-    write_text(out / "report.html", render_html(results, images, config_yaml))
+    atomic_write_text(out / "report.md", render_markdown(results, config_yaml))
+    atomic_write_text(out / "report.html", render_html(results, images, config_yaml))
     return results
 
 
@@ -213,9 +250,10 @@ def rerender(out: str | Path) -> dict[str, Any]:
     config_yaml = (out / "config.yaml").read_text() if (out / "config.yaml").is_file() else ""
     images = {k: (out / v).read_bytes() for k, v in results.get("figures", {}).items()
               if (out / v).is_file()}
-    write_text(out / "report.md", render_markdown(results, config_yaml))
-    write_text(out / "report.html", render_html(results, images, config_yaml))
+    atomic_write_text(out / "report.md", render_markdown(results, config_yaml))
+    atomic_write_text(out / "report.html", render_html(results, images, config_yaml))
     return results
 
 
-__all__ = ["ARM_KEYS", "example_images", "figures", "finalize", "queue_section", "rerender"]
+__all__ = ["RUN_KEYS", "example_images", "figures", "finalize", "main_size", "queue_section",
+           "rerender"]

@@ -1,7 +1,9 @@
-"""Configuration of the comparison study (``sinotriage compare``): arms, models, budget, presets.
+"""Configuration of the comparison study (``sinotriage compare``): arms, seeds, sizes, training.
 
 A study is a list of *arms*; an arm is one input domain at one number of projections, with one
-model, trained and tested on the same splits, seed and budget as every other arm.
+model and, optionally, its own training options.  Every arm is trained once per training seed
+(``seeds``) and per training-set size (``train_sizes``) on the same data and splits: one *run*
+per (arm, seed, size).
 
 ==========  ===========================================================================
 domain      what the model sees
@@ -15,9 +17,16 @@ learned     the sinogram through a learnable-filter FBP, learnable windows and t
 
 The learned arms are described in :mod:`sinotriage.experiments.learned`.
 
-Configs are pydantic models: unknown keys are rejected and the error names the key. They load
-from YAML with :func:`load_study_config` and every preset is a config
-(:func:`study_preset`); ``sinotriage compare --config study.yaml`` reads the same fields.
+Training options are a partial :class:`~sinotriage.training.TrainConfig`: the study's
+``training:`` mapping holds the fields every arm shares, an arm's ``training:`` mapping overrides
+them, and unset fields keep TrainConfig's defaults.  The fields the study itself sets per run
+(:data:`STUDY_OWNED`: store, domain, views, model, seed, ...) cannot be given there.  Each arm's
+full TrainConfig is built and validated when the study config loads, so a bad option fails at
+once, not when its arm starts hours later.
+
+Configs are strict pydantic models (:mod:`sinotriage._config`): unknown keys are rejected and the
+one-line :class:`~sinotriage.errors.ConfigError` names the key.  They load from YAML with
+:func:`load_study_config`; the presets are in :mod:`sinotriage.experiments.presets`.
 """
 
 from __future__ import annotations
@@ -28,18 +37,34 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sinotriage.experiments.learned import WIDE_START
+from sinotriage._config import StrictModel as _Strict
+from sinotriage._config import validate
+from sinotriage.errors import ConfigError
+from sinotriage.experiments.learned import LEARNED_DOMAINS, WIDE_START, train_fields
 from sinotriage.metrics import AGGREGATIONS
+from sinotriage.training.config import TrainConfig
 
 DOMAINS: tuple[str, ...] = ("sinogram", "recon", "windowed", "learned_window", "learned")
-STUDY_PRESETS: tuple[str, ...] = ("tiny", "quick", "standard", "sinoct")
 DEFAULT_WINDOWS: tuple[str, ...] = ("brain", "subdural", "bone")
+#: TrainConfig fields the study sets for each run; a ``training:`` mapping may not give them
+STUDY_OWNED: frozenset[str] = frozenset({
+    "store", "out_dir", "domain", "views", "windows", "model", "model_options", "seed", "device",
+    "progress", "aggregation", "aggregation_k", "target", "train_studies",
+})
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def check_training_overrides(v: dict[str, Any]) -> dict[str, Any]:
+    """A ``training:`` mapping names only TrainConfig fields that the study does not own."""
+    unknown = sorted(k for k in v if k not in TrainConfig.model_fields)
+    if unknown:
+        raise ValueError(f"unknown TrainConfig field(s) {unknown} (see docs/training.md)")
+    owned = sorted(k for k in v if k in STUDY_OWNED)
+    if owned:
+        raise ValueError(f"{owned} are set by the study for each run; set them through the arm "
+                         "or the study (domain, view_factor, model, seeds, train_sizes, ...)")
+    return dict(v)
 
 
 class ArmConfig(_Strict):
@@ -57,6 +82,12 @@ class ArmConfig(_Strict):
         description="Window names (channels) of a windowed arm; the start of a learned arm's.",
     )
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra model options.")
+    training: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TrainConfig fields of this arm, over the study's training mapping.",
+    )
+
+    _training_ok = field_validator("training")(check_training_overrides)
 
     @field_validator("name")
     @classmethod
@@ -93,23 +124,6 @@ def default_arms(
     return arms + learned_arms(factors)
 
 
-class TrainingBudget(_Strict):
-    """The training budget, identical for every arm."""
-
-    epochs: int = Field(4, ge=1, description="Training epochs.")
-    batch_size: int = Field(32, ge=1, description="Slices per batch.")
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate (Adam).")
-    weight_decay: float = Field(1e-4, ge=0, description="Weight decay.")
-    max_train_slices: int | None = Field(
-        None, ge=1, description="Cap on training slices per epoch (None: all)."
-    )
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
-    extra: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Further TrainConfig fields passed through verbatim (see docs/training.md).",
-    )
-
-
 class QueueConfig(_Strict):
     """Reading-queue simulation of the report (:func:`sinotriage.triage.compare_operating_points`).
 
@@ -139,7 +153,17 @@ class StudyConfig(_Strict):
     )
     n_studies: int = Field(120, ge=12, description="Synthetic studies to generate.")
     prevalence: float = Field(0.5, gt=0, lt=1, description="Share of abnormal synthetic studies.")
-    seed: int = Field(0, description="Seed of data, splits, weights and data order.")
+    seed: int = Field(0, description="Seed of the synthetic data and the splits.")
+    seeds: tuple[int, ...] = Field(
+        (0,), min_length=1,
+        description="Training seeds (weights, data order, augmentation): every arm is trained "
+                    "once per seed on the same data and splits.",
+    )
+    train_sizes: tuple[int, ...] = Field(
+        (),
+        description="Training-set sizes (studies) of the data-scaling curve: nested, label-"
+                    "stratified subsets of the train split; empty: the whole train split only.",
+    )
     split_fractions: tuple[float, float, float] = Field(
         (0.6, 0.2, 0.2), description="Train / validation / test fractions."
     )
@@ -149,7 +173,12 @@ class StudyConfig(_Strict):
     )
     sinogram_model: str = Field("mini_unet", description="Default model of sinogram arms.")
     image_model: str = Field("densenet121", description="Default model of recon/windowed arms.")
-    training: TrainingBudget = Field(default_factory=TrainingBudget)
+    training: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TrainConfig fields shared by every arm (epochs, batch_size, lr, ...); an "
+                    "arm's training mapping overrides them; unset fields keep TrainConfig's "
+                    "defaults.",
+    )
     aggregation: str = Field("max", description=f"Slice -> scan aggregation, one of {AGGREGATIONS}.")
     aggregation_k: int = Field(3, ge=1, description="k of topk_mean / consecutive.")
     operating_sensitivity: float = Field(
@@ -159,6 +188,22 @@ class StudyConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=1, description="1 - confidence level of the intervals.")
     queue: QueueConfig = Field(default_factory=QueueConfig)
     notes: tuple[str, ...] = Field((), description="Remarks printed in the report.")
+
+    _training_ok = field_validator("training")(check_training_overrides)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_ok(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {list(v)}")
+        return v
+
+    @field_validator("train_sizes")
+    @classmethod
+    def _sizes_ok(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(n < 2 for n in v) or list(v) != sorted(set(v)):
+            raise ValueError(f"train_sizes must be increasing integers >= 2, got {list(v)}")
+        return v
 
     @field_validator("aggregation")
     @classmethod
@@ -184,6 +229,8 @@ class StudyConfig(_Strict):
             raise ValueError(f"arm names must be unique, repeated: {dup}")
         if self.reference_arm is not None and self.reference_arm not in names:
             raise ValueError(f"reference_arm {self.reference_arm!r} is not an arm; arms are {names}")
+        for arm in self.arms:  # every arm's TrainConfig, now rather than when the arm starts
+            self.train_config(arm, seed=self.seeds[0], size=None, store="<store>", out_dir=".")
         return self
 
     @property
@@ -203,12 +250,57 @@ class StudyConfig(_Strict):
                 return a
         raise KeyError(f"no arm {name!r}; arms are {[a.name for a in self.arms]}")
 
-    def arm_fingerprint(self, arm: ArmConfig) -> str:
-        """Hash of everything that determines an arm's result (resume reuses matching arms)."""
+    def training_for(self, arm: ArmConfig) -> dict[str, Any]:
+        """The TrainConfig overrides of an arm: the study's training mapping, then the arm's."""
+        return {**self.training, **arm.training}
+
+    def train_config(self, arm: ArmConfig, *, seed: int, size: int | None, store: str,
+                     out_dir: str, views: int | None = None, device: str = "cpu") -> TrainConfig:
+        """The full :class:`~sinotriage.training.TrainConfig` of one run.
+
+        Parameters
+        ----------
+        arm
+            The arm (domain, windows, model, its training overrides).
+        seed
+            Training seed of the run.
+        size
+            Number of training studies (``train_studies``); None: the whole train split.
+        store, out_dir
+            Store path and the run's output directory.
+        views
+            View count of the arm's input (None: the store's full count).
+        device
+            Torch device.
+
+        Raises
+        ------
+        ConfigError
+            The merged options do not validate; the message names the arm.
+        """
+        fields: dict[str, Any] = {
+            **self.training_for(arm),
+            "store": str(store), "out_dir": str(out_dir), "domain": arm.domain,
+            # explicit view count: the windowed domain would otherwise window the ground-truth HU
+            "views": views, "windows": tuple(arm.windows), "target": "binary",
+            "model": self.model_for(arm), "model_options": dict(arm.model_kwargs),
+            "aggregation": self.aggregation, "aggregation_k": self.aggregation_k,
+            "seed": seed, "train_studies": size, "device": device,
+            "progress": False,  # the study reports through its own callbacks
+        }
+        if arm.domain in LEARNED_DOMAINS:
+            fields.update(train_fields(arm.domain, arm.windows, fields["model"],
+                                       arm.model_kwargs))
+        return validate(TrainConfig, fields, f"training options of arm {arm.name!r}")
+
+    def run_fingerprint(self, arm: ArmConfig, seed: int, size: int | None) -> str:
+        """Hash of everything that determines one run's result (resume reuses matching runs)."""
         payload = {
             "arm": arm.model_dump(mode="json"),
             "model": self.model_for(arm),
-            "training": self.training.model_dump(mode="json"),
+            "training": self.training_for(arm),
+            "seed": seed,
+            "size": size,
             "data": [self.data_preset, self.n_studies, self.prevalence, self.seed,
                      list(self.split_fractions), self.difficulty],
             "aggregation": [self.aggregation, self.aggregation_k],
@@ -222,23 +314,9 @@ class StudyConfig(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"{loc}: {msg}")
-    return f"{source}: invalid study config: " + "; ".join(parts)
-
-
 def study_config_from_dict(data: dict[str, Any], source: str = "config") -> StudyConfig:
     """Validate a mapping as a :class:`StudyConfig`; errors name the offending key."""
-    if not isinstance(data, dict):
-        raise TypeError(f"{source}: a study config must be a mapping, got {type(data).__name__}")
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(_format_validation_error(exc, source)) from None
+    return validate(StudyConfig, data, f"{source}: invalid study config")
 
 
 def load_study_config(path: str | os.PathLike[str], base: StudyConfig | None = None) -> StudyConfig:
@@ -251,9 +329,10 @@ def load_study_config(path: str | os.PathLike[str], base: StudyConfig | None = N
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a study config must be a YAML mapping, got {type(data).__name__}")
+        raise ConfigError(f"{path}: a study config must be a YAML mapping, got "
+                          f"{type(data).__name__}")
     if base is not None:
         merged = base.model_dump(mode="json")
         for key, value in data.items():
@@ -265,95 +344,16 @@ def load_study_config(path: str | os.PathLike[str], base: StudyConfig | None = N
     return study_config_from_dict(data, str(path))
 
 
-def study_preset(name: str) -> StudyConfig:
-    """The study config of a preset.
-
-    ``tiny``
-        Smoke test: the tiny data preset, 24 studies, four fixed arms (sinogram x4, recon x1 and
-        x4, windowed x1) and the learned arms (learnable windows from the clinical and the wide
-        start at x1, learned FBP at x1 and x4), slim models, one epoch of 64 slices. A few
-        minutes on CPU.
-    ``quick``
-        The README's first command, budgeted for a 2-core CPU in at most 15 minutes including data
-        synthesis: 200 studies of the tiny data preset (64 x 64 images, 246 x 111 sinograms) with
-        easy lesions, slim models (``mini_unet_slim``, ``densenet_slim``), 15 epochs, and a
-        reduced grid (sinograms at factors 4 and 16, reconstructions at 1, 4, 16, windowed at 1
-        and 16), plus the learned arms (learnable windows at 1 from both starts, learned FBP at
-        1, 4 and 16).
-    ``standard``
-        The full SinoCT grid (factors 1, 2, 4, 8, 16) on 256 x 256 data with the default models
-        (``mini_unet``, ``densenet121``); for a GPU.
-    ``sinoct``
-        SinoCT size (512 x 512 images, 984 x 888 sinograms), the full grid; for a GPU.
-    """
-    if name not in STUDY_PRESETS:
-        raise ValueError(f"preset must be one of {STUDY_PRESETS}, got {name!r}")
-    if name == "tiny":
-        arms = (
-            ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),
-            ArmConfig(name="recon_x1", domain="recon", view_factor=1),
-            ArmConfig(name="recon_x4", domain="recon", view_factor=4),
-            ArmConfig(name="windowed_x1", domain="windowed", view_factor=1),
-            *learned_arms((1, 4)),
-        )
-        return StudyConfig(
-            name="tiny smoke study", data_preset="tiny", n_studies=24, seed=0, arms=arms,
-            reference_arm="windowed_x1", sinogram_model="mini_unet_slim",
-            image_model="densenet_slim",
-            training=TrainingBudget(epochs=1, batch_size=16, lr=2e-3, max_train_slices=64),
-            queue=QueueConfig(n_repeats=10),
-            notes=("tiny preset: a smoke test; its AUCs are not meaningful.",),
-        )
-    if name == "quick":
-        arms = (
-            ArmConfig(name="sinogram_x4", domain="sinogram", view_factor=4),
-            ArmConfig(name="sinogram_x16", domain="sinogram", view_factor=16),
-            *(ArmConfig(name=f"recon_x{f}", domain="recon", view_factor=f) for f in (1, 4, 16)),
-            *(ArmConfig(name=f"windowed_x{f}", domain="windowed", view_factor=f) for f in (1, 16)),
-            *learned_arms((1, 4, 16)),
-        )
-        return StudyConfig(
-            name="quick study (CPU)", data_preset="tiny", difficulty="easy", n_studies=200,
-            seed=0, arms=arms, reference_arm="windowed_x1", sinogram_model="mini_unet_slim",
-            image_model="densenet_slim",
-            training=TrainingBudget(epochs=15, batch_size=32, lr=2e-3,
-                                    extra={"schedule": "cosine"}),
-            notes=(
-                "quick preset, sized for 15 minutes on a 2-core CPU: 64 x 64 synthetic data "
-                "(246 x 111 sinograms) with easy lesions; slim models (mini_unet_slim for "
-                "sinograms, densenet_slim for images) instead of mini_unet / densenet121; view "
-                "factors 1, 4, 16 for reconstructions and 4, 16 for sinograms (the full-view "
-                "sinogram arm is left out: one epoch of it costs as much as all image arms).",
-                "At this budget (about 1,200 training slices) only the windowed arms learn "
-                "reliably: the raw sinogram and HU arms stay near chance, as in the Stanford "
-                "report's mini U-Net; they need far more data (the standard preset on a GPU). "
-                "See docs/results.md.",
-            ),
-        )
-    if name == "standard":
-        return StudyConfig(
-            name="standard study (GPU)", data_preset="standard", n_studies=600, seed=0,
-            arms=tuple(default_arms()), reference_arm="windowed_x1",
-            training=TrainingBudget(epochs=12, batch_size=32, lr=1e-3, num_workers=4),
-        )
-    return StudyConfig(
-        name="SinoCT-size study (GPU)", data_preset="sinoct", n_studies=1000, seed=0,
-        arms=tuple(default_arms()), reference_arm="windowed_x1",
-        training=TrainingBudget(epochs=20, batch_size=16, lr=1e-3, num_workers=8),
-    )
-
-
 __all__ = [
     "ArmConfig",
     "DEFAULT_WINDOWS",
     "DOMAINS",
     "QueueConfig",
-    "STUDY_PRESETS",
+    "STUDY_OWNED",
     "StudyConfig",
-    "TrainingBudget",
+    "check_training_overrides",
     "default_arms",
     "learned_arms",
     "load_study_config",
     "study_config_from_dict",
-    "study_preset",
 ]

@@ -117,6 +117,47 @@ def auc_vs_views_figure(arms: Mapping[str, Mapping[str, Any]], full_views: int |
     return _png(fig)
 
 
+def curve_figure(curve: Mapping[str, Any]) -> bytes:
+    """Test AUC against the number of training studies, one line per arm with its CI band.
+
+    Parameters
+    ----------
+    curve : the ``curve`` section of results.json: ``{"arms": {name: {"points": [{"n_train",
+        "auc", "auc_ci"}, ...]}}}``; the band is the mean of the per-seed 95% DeLong intervals.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    cmap = plt.get_cmap("tab10")
+    sizes: set[int] = set()
+    for i, (name, arm) in enumerate(curve["arms"].items()):
+        pts = arm["points"]
+        if not pts:
+            continue
+        n = np.array([p["n_train"] for p in pts], dtype=float)
+        auc = np.array([p["auc"] for p in pts])
+        lo = np.array([p["auc_ci"][0] for p in pts])
+        hi = np.array([p["auc_ci"][1] for p in pts])
+        sizes.update(int(v) for v in n)
+        color = cmap(i % 10)
+        ax.plot(n, auc, marker="o", color=color, lw=1.8, label=name)
+        ax.fill_between(n, lo, hi, color=color, alpha=0.15)
+    ax.axhline(0.5, ls="--", color="0.6", lw=1, label="chance (AUC 0.5)")
+    ax.set_xscale("log", base=2)
+    ticks = sorted(sizes)
+    if ticks:
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("Training set size (number of training studies, log scale)")
+    ax.set_ylabel("Test AUC (scan level, mean over seeds), 95% DeLong CI band")
+    lows = [float(p["auc_ci"][0]) for arm in curve["arms"].values() for p in arm["points"]]
+    ax.set_ylim(min([0.3, *[v - 0.05 for v in lows]]), 1.02)
+    ax.set_title("Data-scaling curve: AUC vs number of training studies")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, title="arm")
+    return _png(fig)
+
+
 def example_figure(
     sinograms: Mapping[int, np.ndarray],
     recons: Mapping[int, np.ndarray],
@@ -187,4 +228,5 @@ def queue_figure(policies: Sequence[Mapping[str, Any]]) -> bytes:
     return _png(fig)
 
 
-__all__ = ["DOMAIN_STYLE", "auc_vs_views_figure", "example_figure", "queue_figure", "roc_figure"]
+__all__ = ["DOMAIN_STYLE", "auc_vs_views_figure", "curve_figure", "example_figure", "queue_figure",
+           "roc_figure"]

@@ -14,12 +14,34 @@ from typing import Any
 
 from sinotriage.experiments.learned import learned_markdown
 
-#: table columns: (title, key in the arm record, format)
-COLUMNS: tuple[tuple[str, str, str], ...] = (
+Column = tuple[str, str, str]
+
+#: the main table, one row per arm at the main training size: (title, key, format)
+COLUMNS: tuple[Column, ...] = (
     ("Arm", "name", "text"),
     ("Input", "domain", "text"),
     ("Views", "views", "int"),
     ("Model", "model", "text"),
+    ("AUC", "auc", "f3"),
+    ("SD", "auc_sd", "f3"),
+    ("Min", "auc_min", "f3"),
+    ("Max", "auc_max", "f3"),
+    ("95% CI", "auc_ci", "ci"),
+    ("Sensitivity", "sensitivity", "f3"),
+    ("Specificity", "specificity", "f3"),
+    ("Accuracy", "accuracy", "f3"),
+    ("Sens@Spec", "sens_at_spec", "f3"),
+    ("ΔAUC vs ref", "delta_auc_vs_reference", "f3"),
+    ("p vs ref", "p_vs_reference", "p"),
+    ("Robust", "robust", "bool"),
+    ("Train (s)", "train_seconds", "f1"),
+)
+
+#: the table of runs, one row per (arm, seed, size)
+RUN_COLUMNS: tuple[Column, ...] = (
+    ("Run", "name", "text"),
+    ("Seed", "seed", "int"),
+    ("Train studies", "n_train", "int"),
     ("AUC", "auc", "f3"),
     ("95% CI", "auc_ci", "ci"),
     ("Sensitivity", "sensitivity", "f3"),
@@ -31,9 +53,20 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("Train (s)", "train_seconds", "f1"),
 )
 
+#: the data-scaling table, one row per (arm, training size)
+CURVE_COLUMNS: tuple[Column, ...] = (
+    ("Arm", "arm", "text"),
+    ("Train studies", "n_train", "int"),
+    ("AUC", "auc", "f3"),
+    ("95% CI", "auc_ci", "ci"),
+    ("CI > 0.5", "clears", "bool"),
+)
+
 FIGURES: tuple[tuple[str, str], ...] = (
-    ("roc", "ROC curves of all arms (test split, scan level)"),
+    ("roc", "ROC curves of all arms (test split, scan level, first seed)"),
     ("auc_vs_views", "AUC against the number of projections, with 95% DeLong confidence bands"),
+    ("curve", "AUC against the number of training studies (mean over seeds, band: mean of the "
+              "per-seed 95% DeLong intervals)"),
     ("example", "An example test study as each arm sees it"),
     ("queue", "Reading-queue simulation: waits of positive studies"),
     ("learned_windows", "Learned windows against the clinical brain, subdural and bone windows"),
@@ -43,7 +76,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
 
 def fmt(value: Any, kind: str) -> str:
     """Format one table cell (``f3``: 3 decimals, ``f1``: 1 decimal, ``p``: 3 decimals or
-    ``<0.001``, ``ci``: ``lo–hi`` with 3 decimals, ``int``, ``text``); None -> ``–``."""
+    ``<0.001``, ``ci``: ``lo–hi`` with 3 decimals, ``int``, ``text``, ``bool``: yes/no);
+    None -> ``–``."""
     if value is None:
         return "–"
     if kind == "text":
@@ -59,16 +93,76 @@ def fmt(value: Any, kind: str) -> str:
     if kind == "ci":
         lo, hi = value
         return f"{float(lo):.3f}–{float(hi):.3f}"
+    if kind == "bool":
+        return "yes" if value else "no"
     raise ValueError(f"unknown format kind {kind!r}")
 
 
-def table_rows(results: Mapping[str, Any]) -> list[list[str]]:
-    """The AUC table as formatted strings, one row per arm in results order."""
-    rows = []
-    for name, arm in results["arms"].items():
-        rec = {"name": name, **arm}
-        rows.append([fmt(rec.get(key), kind) for _, key, kind in COLUMNS])
-    return rows
+def table_records(results: Mapping[str, Any], which: str = "arms") -> list[dict[str, Any]]:
+    """The raw values behind a table: ``which`` is ``arms``, ``runs`` or ``curve``."""
+    if which == "arms":
+        return [{"name": name, **arm} for name, arm in results["arms"].items()]
+    if which == "runs":
+        return [{"name": name, **run} for name, run in results.get("runs", {}).items()]
+    if which == "curve":
+        curve = results.get("curve") or {"arms": {}}
+        return [{"arm": name, **p} for name, arm in curve["arms"].items() for p in arm["points"]]
+    raise ValueError(f"which must be arms, runs or curve, got {which!r}")
+
+
+TABLES: dict[str, tuple[Column, ...]] = {"arms": COLUMNS, "runs": RUN_COLUMNS,
+                                         "curve": CURVE_COLUMNS}
+
+
+def table_rows(results: Mapping[str, Any], which: str = "arms") -> list[list[str]]:
+    """A table as formatted strings (:func:`fmt`), one row per record of :func:`table_records`."""
+    columns = TABLES[which]
+    return [[fmt(rec.get(key), kind) for _, key, kind in columns]
+            for rec in table_records(results, which)]
+
+
+def plain_value(value: Any) -> str:
+    """A cell with every digit (for logs): floats as ``repr``, intervals as ``lo..hi``."""
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return "..".join(plain_value(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def plain_table(results: Mapping[str, Any], which: str = "arms") -> str:
+    """A table as plain text with full numbers, columns separated by two spaces."""
+    columns = TABLES[which]
+    rows = [[title for title, _, _ in columns]]
+    rows += [[plain_value(rec.get(key)) for _, key, _ in columns]
+             for rec in table_records(results, which)]
+    widths = [max(len(r[j]) for r in rows) for j in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
+def _md_table(columns: tuple[Column, ...], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(c[0] for c in columns) + " |",
+           "|" + "|".join("---" for _ in columns) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out
+
+
+def curve_sentences(results: Mapping[str, Any]) -> list[str]:
+    """One sentence per arm: the training size at which its CI lower bound first clears 0.5."""
+    curve = results.get("curve")
+    if not curve:
+        return []
+    out = []
+    for name, arm in curve["arms"].items():
+        largest = max((p["n_train"] for p in arm["points"]), default=0)
+        if arm["first_clear"] is None:
+            out.append(f"{name}: the 95% CI lower bound stays at or below 0.5 up to the largest "
+                       f"size run ({largest} training studies).")
+        else:
+            out.append(f"{name}: the 95% CI lower bound first clears 0.5 at "
+                       f"{arm['first_clear']} training studies.")
+    return out
 
 
 def _header_notes(results: Mapping[str, Any]) -> list[str]:
@@ -86,7 +180,13 @@ def _header_notes(results: Mapping[str, Any]) -> list[str]:
         f"on the validation split, applied to the test split (Sensitivity, Specificity, Accuracy). "
         f"Sens@Spec: test sensitivity at specificity {s['fixed_specificity']:g}.",
         f"AUC 95% CI: DeLong (fast midrank algorithm); p vs ref: paired DeLong test against "
-        f"`{s['reference_arm']}` on the same test scans.",
+        f"`{s['reference_arm']}` on the same test scans, with the same seed and training size.",
+        f"Training seeds {', '.join(str(x) for x in s.get('seeds', [s['seed']]))} (same data and "
+        f"splits for every seed). Main table: training size "
+        f"{s.get('main_size') or 'all'} ({_main_n(results)} training studies); AUC, SD, Min, Max: "
+        f"mean, sample standard deviation and range of the per-seed test AUCs; 95% CI: mean of "
+        f"the per-seed DeLong intervals; p vs ref: the largest per-seed p-value; Robust: "
+        f"p < {s['alpha']:g} with the same sign of ΔAUC in every seed.",
     ]
     timing = results.get("timing", {})
     if timing:
@@ -98,6 +198,11 @@ def _header_notes(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _main_n(results: Mapping[str, Any]) -> Any:
+    size = results["study"].get("main_size")
+    return size if size is not None else results.get("n_train_studies")
+
+
 def render_markdown(results: Mapping[str, Any], config_yaml: str = "") -> str:
     """report.md: the table, figure links (``figures/*.png``), the queue section and the config."""
     s = results["study"]
@@ -106,13 +211,22 @@ def render_markdown(results: Mapping[str, Any], config_yaml: str = "") -> str:
     for note in s.get("notes", []):
         out.append(f"- Note: {note}")
     out += ["", "## AUC table", ""]
-    out.append("| " + " | ".join(c[0] for c in COLUMNS) + " |")
-    out.append("|" + "|".join("---" for _ in COLUMNS) + "|")
-    for row in table_rows(results):
-        out.append("| " + " | ".join(row) + " |")
+    out += _md_table(COLUMNS, table_rows(results))
     out.append("")
-    out.append("AUC, sensitivity, specificity, accuracy, ΔAUC: fractions, 3 decimals; "
-               "train time: seconds of training and prediction per arm.")
+    out.append("AUC, sensitivity, specificity, accuracy, ΔAUC: fractions, 3 decimals (means over "
+               "seeds); train time: seconds of training and prediction, summed over seeds.")
+    out += ["", "## Runs (per seed and training size)", ""]
+    out += _md_table(RUN_COLUMNS, table_rows(results, "runs"))
+    if results.get("curve"):
+        out += ["", "## Data-scaling curve", ""]
+        out += _md_table(CURVE_COLUMNS, table_rows(results, "curve"))
+        out.append("")
+        out += [f"- {line}" for line in curve_sentences(results)]
+    if results.get("failed"):
+        out += ["", "## Failed runs", "",
+                "These runs raised (the traceback is in the run's `failed.txt`); a rerun of the "
+                "same command retries them.", ""]
+        out += [f"- `{name}`: {err}" for name, err in results["failed"].items()]
     out += ["", "## Figures", ""]
     for key, caption in FIGURES:
         if key in results.get("figures", {}):
@@ -127,8 +241,8 @@ def render_markdown(results: Mapping[str, Any], config_yaml: str = "") -> str:
     if queue:
         out += ["## Reading-queue simulation", "", queue["description"], "", queue["table"], ""]
     out += ["## Files", ""]
-    for name, arm in results["arms"].items():
-        out.append(f"- `{arm['predictions']}`: predictions of arm {name} (validation and test, "
+    for name, run in results.get("runs", {}).items():
+        out.append(f"- `{run['predictions']}`: predictions of run {name} (validation and test, "
                    "slice and scan rows)")
     out.append("- `results.json`: every number of this report; `config.yaml`: the study config.")
     if config_yaml:
@@ -165,6 +279,20 @@ def _md_table_to_html(table: str) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _html_table(columns: tuple[Column, ...], rows: list[list[str]],
+                highlight: list[bool] | None = None) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c[0])}</th>" for c in columns)
+    body = []
+    for i, row in enumerate(rows):
+        cls = " class='ref'" if highlight and highlight[i] else ""
+        cells = "".join(
+            f"<td class='text'>{esc(v)}</td>" if columns[j][2] == "text" else f"<td>{esc(v)}</td>"
+            for j, v in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
 def render_html(
     results: Mapping[str, Any], images: Mapping[str, bytes], config_yaml: str = ""
 ) -> str:
@@ -178,19 +306,23 @@ def render_html(
     ]
     parts += [f"<li>{esc(line)}</li>" for line in _header_notes(results)]
     parts += [f"<li><b>Note:</b> {esc(n)}</li>" for n in s.get("notes", [])]
-    parts += ["</ul>", "<h2>AUC table</h2>", "<table><thead><tr>"]
-    parts += [f"<th>{esc(c[0])}</th>" for c in COLUMNS]
-    parts.append("</tr></thead><tbody>")
-    for name, row in zip(results["arms"], table_rows(results), strict=True):
-        cls = " class='ref'" if name == s["reference_arm"] else ""
-        cells = "".join(
-            f"<td class='text'>{esc(v)}</td>" if COLUMNS[j][2] == "text" else f"<td>{esc(v)}</td>"
-            for j, v in enumerate(row)
-        )
-        parts.append(f"<tr{cls}>{cells}</tr>")
-    parts.append("</tbody></table>")
-    parts.append("<p>AUC, sensitivity, specificity, accuracy, ΔAUC: fractions; train time: seconds "
-                 "of training and prediction per arm; the highlighted row is the reference arm.</p>")
+    parts += ["</ul>", "<h2>AUC table</h2>"]
+    ref_rows = [name == s["reference_arm"] for name in results["arms"]]
+    parts.append(_html_table(COLUMNS, table_rows(results), ref_rows))
+    parts.append("<p>AUC, sensitivity, specificity, accuracy, ΔAUC: fractions (means over seeds); "
+                 "train time: seconds of training and prediction, summed over seeds; the "
+                 "highlighted row is the reference arm.</p>")
+    parts.append("<h2>Runs (per seed and training size)</h2>")
+    parts.append(_html_table(RUN_COLUMNS, table_rows(results, "runs")))
+    if results.get("curve"):
+        parts.append("<h2>Data-scaling curve</h2>")
+        parts.append(_html_table(CURVE_COLUMNS, table_rows(results, "curve")))
+        parts.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in curve_sentences(results))
+                     + "</ul>")
+    if results.get("failed"):
+        parts.append("<h2>Failed runs</h2><ul>")
+        parts += [f"<li><code>{esc(n)}</code>: {esc(e)}</li>" for n, e in results["failed"].items()]
+        parts.append("</ul>")
     parts.append("<h2>Figures</h2>")
     for key, caption in FIGURES:
         if key in images:
@@ -210,8 +342,9 @@ def render_html(
         extra = [ln for ln in queue["table"].splitlines() if ln and not ln.startswith("|")]
         parts += [f"<p>{esc(ln)}</p>" for ln in extra]
     parts.append("<h2>Files</h2><ul>")
-    for name, arm in results["arms"].items():
-        parts.append(f"<li><code>{esc(arm['predictions'])}</code>: predictions of arm {esc(name)}</li>")
+    for name, run in results.get("runs", {}).items():
+        parts.append(f"<li><code>{esc(run['predictions'])}</code>: predictions of run "
+                     f"{esc(name)}</li>")
     parts.append("<li><code>results.json</code>: every number of this report; "
                  "<code>config.yaml</code>: the study config.</li></ul>")
     if config_yaml:
@@ -220,4 +353,6 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
-__all__ = ["COLUMNS", "FIGURES", "fmt", "render_html", "render_markdown", "table_rows"]
+__all__ = ["COLUMNS", "CURVE_COLUMNS", "FIGURES", "RUN_COLUMNS", "TABLES", "curve_sentences", "fmt",
+           "plain_table", "plain_value", "render_html", "render_markdown", "table_records",
+           "table_rows"]

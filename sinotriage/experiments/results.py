@@ -1,49 +1,65 @@
 """Per-arm metrics and the ``results.json`` of a comparison study.
 
-results.json schema (version 1)
+results.json schema (version 2)
 -------------------------------
 ::
 
     {
-      "schema": "sinotriage.compare/1",
+      "schema": "sinotriage.compare/2",
       "sinotriage_version": "0.1.0",
       "created": "2026-11-22T23:59:00+00:00",       # UTC
-      "study": {"name", "data_preset", "difficulty", "n_studies", "seed", "reference_arm",
-                "aggregation", "operating_sensitivity", "fixed_specificity", "alpha", "notes"},
-      "store": "path/to/store.zarr", "full_views": 492, "device": "cpu",
-      "test": {"n": 24, "positives": 12, "negatives": 12},
-      "arms": {
-        "<arm>": {
-          "domain": "sinogram" | "recon" | "windowed", "views": 492, "view_factor": 1,
-          "model": "densenet_slim", "windows": [...] or null,
-          "auc": 0.93, "auc_ci": [0.86, 0.99], "auc_se": 0.03,
-          "threshold": 0.41,             # chosen on validation for operating_sensitivity
-          "accuracy", "sensitivity", "specificity", "precision", "f1",   # on test at threshold
-          "sens_at_spec": 0.8,           # on test, at fixed_specificity
-          "val_auc": 0.95,
-          "delta_auc_vs_reference": -0.02, "p_vs_reference": 0.41 (null for the reference),
-          "train_seconds": 61.2, "epochs": 4,
-          "predictions": "predictions/<arm>.csv"
+      "study": {"name", "data_preset", "difficulty", "n_studies", "seed", "seeds",
+                "train_sizes", "main_size", "reference_arm", "aggregation",
+                "operating_sensitivity", "fixed_specificity", "alpha", "notes"},
+      "store": "path/to/store.zarr", "full_views": 246, "device": "cpu",
+      "test": {"n": 170, "positives": 85, "negatives": 85},
+      "n_train_studies": 120,                        # the whole train split
+      "runs": {                                      # one per (arm, seed, size)
+        "<arm>/s<seed>/n<size|all>": {
+          "arm", "seed", "size" (null: all), "n_train" (studies),
+          "domain", "views", "view_factor", "model", "windows",
+          "auc", "auc_ci": [lo, hi], "auc_se", "threshold", "accuracy", "sensitivity",
+          "specificity", "precision", "f1", "sens_at_spec", "val_auc", "best_val_auc",
+          "delta_auc_vs_reference", "p_vs_reference",  # paired DeLong vs the reference arm's
+                                                       # run of the same seed and size
+          "train_seconds", "epochs", "predictions": "predictions/<arm>_s<seed>_n<size>.csv"
         }, ...
       },
-      "queue": {...} or null,                       # see sinotriage.experiments.queue
-      "timing": {"total_seconds", "data_seconds", "train_seconds"}
+      "arms": {                                      # at the main (largest) training size
+        "<arm>": {
+          "domain", "views", "view_factor", "model", "windows", "training" (its overrides),
+          "seeds": {"<seed>": {"auc", "auc_ci", "delta_auc_vs_reference", "p_vs_reference"}},
+          "auc" (mean over seeds), "auc_sd" (null for one seed), "auc_min", "auc_max",
+          "auc_ci": mean of the per-seed [lo, hi], "delta_auc_vs_reference" (mean),
+          "p_vs_reference" (largest over seeds), "robust": true | false | null (reference),
+          "sensitivity", "specificity", "accuracy", "sens_at_spec" (means), "train_seconds"
+          (sum), "epochs", "predictions" (first seed)
+        }, ...
+      },
+      "curve": {"sizes": [...], "arms": {"<arm>": {"points": [{"size", "n_train", "auc",
+                "auc_ci", "seeds": {...}, "clears": bool}], "first_clear": n or null}}} or null,
+      "failed": {"<run>": "error message"},         # runs that raised (a rerun retries them)
+      "queue": {...} or null,                       # see sinotriage.experiments.build
+      "figures": {"roc": "figures/roc.png", ...},
+      "timing": {"total_seconds", "data_seconds", "train_seconds", "workers"}
     }
+
+A difference against the reference arm is *robust* when its paired DeLong p-value is below
+``alpha`` in every seed and its sign is the same in every seed.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
 from sinotriage.io.predictions import Predictions
 from sinotriage.metrics import (
     binary_metrics,
@@ -54,7 +70,7 @@ from sinotriage.metrics import (
     threshold_for_sensitivity,
 )
 
-SCHEMA = "sinotriage.compare/1"
+SCHEMA = "sinotriage.compare/2"
 
 #: arm-level numbers shown in the report table, in order: (key, column title)
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -147,49 +163,6 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> Path:
-    """Write JSON atomically (temporary file renamed into place); NaN/inf become null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(dict(data)), fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a ``results.json`` (a path to the file or to its results directory)."""
     path = Path(path)
@@ -199,7 +172,8 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(f"no results file at {path}")
     data = json.loads(path.read_text())
     if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: schema {data.get('schema')!r} is not {SCHEMA!r}")
+        raise InputError(f"{path}: schema {data.get('schema')!r} is not {SCHEMA!r}; rerun the "
+                         "study to rebuild it")
     return data
 
 
@@ -211,6 +185,4 @@ __all__ = [
     "read_results",
     "scan_columns",
     "utc_now",
-    "write_json",
-    "write_text",
 ]

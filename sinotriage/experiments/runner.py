@@ -1,78 +1,57 @@
-"""Run a comparison study: data, every arm (resumable), then results.json and the report.
+"""Run a comparison study: data, every run (resumable), then results.json and the report.
 
-Output directory layout::
+A *run* is one arm trained with one seed on one training-set size (:mod:`.jobs`).  Output
+directory layout::
 
     OUT/
-      config.yaml              the study config used
-      results.json             every number (schema in sinotriage.experiments.results)
-      report.md, report.html   the report (HTML self-contained)
-      figures/*.png            the figures of the report
-      predictions/<arm>.csv    validation and test predictions of each arm (slice and scan rows)
-      arms/<arm>/result.json   an arm's metrics, written atomically when the arm has finished
-      arms/<arm>/...           the arm's training run (checkpoints, metrics CSV)
-      data/<preset>.zarr       the synthetic store, when no store is given (reused on reruns)
+      config.yaml                  the study config used
+      results.json                 every number (schema in sinotriage.experiments.results)
+      report.md, report.html       the report (HTML self-contained)
+      figures/*.png                the figures of the report
+      predictions/<arm>_s<seed>_n<size>.csv   validation and test predictions of each run
+      arms/<arm>/s<seed>/n<size>/result.json  a run's metrics, written atomically when it ends
+      arms/<arm>/s<seed>/n<size>/run/         the run's training output (checkpoints, metrics)
+      data/<preset>.zarr           the synthetic store, when no store is given (reused)
 
-Resume: an arm whose ``arms/<arm>/result.json`` exists with the same fingerprint (arm, model,
-training budget, data settings) and whose predictions file exists is not run again; an
-interrupted study therefore reruns only its unfinished arms.
+Resume: a run whose ``result.json`` exists with the same fingerprint (arm, model, training
+options, seed, size, data settings) and whose predictions file exists is not run again; an
+interrupted study reruns only its unfinished runs.  A run that raises is recorded under
+``failed`` in results.json and does not stop the others; a rerun retries it.
+
+Runs are independent, so they can go to a dask cluster (:mod:`.cluster`, ``--workers K`` or
+``--scheduler tcp://host:port``); results, resume and report are the same as run by run here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from sinotriage.experiments.build import finalize
+from sinotriage.experiments.cluster import run_on_dask
 from sinotriage.experiments.config import ArmConfig, StudyConfig
-from sinotriage.experiments.results import (
-    arm_metrics,
-    utc_now,
-    write_json,
-    write_text,
-)
-from sinotriage.io.predictions import Predictions, read_predictions, write_predictions
+from sinotriage.experiments.jobs import ArmJob, ArmOutput, EpochCallback, Trainer, arm_views
+from sinotriage.experiments.runs import execute_run, load_finished_run, run_arm, run_dir
+from sinotriage.io.files import atomic_write_text
+from sinotriage.io.predictions import Predictions, read_predictions
+from sinotriage.progress import ProgressCallback, report
+from sinotriage.vocabulary import SPLITS
 
-EpochCallback = Callable[[int, int, dict[str, Any]], None]
-
-
-@dataclass
-class ArmJob:
-    """Everything a trainer needs to run one arm."""
-
-    config: StudyConfig
-    arm: ArmConfig
-    model: str
-    views: int
-    store_path: Path
-    workdir: Path
-    device: str = "cpu"
-    on_epoch: EpochCallback | None = None
-
-
-@dataclass
-class ArmOutput:
-    """What a trainer returns: validation and test predictions (scan rows at least)."""
-
-    predictions: Predictions
-    epochs: int
-    best_val_auc: float | None = None
-    checkpoint: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Trainer(Protocol):
-    def __call__(self, job: ArmJob) -> ArmOutput: ...
-
-
-def arm_views(arm: ArmConfig, full_views: int) -> int:
-    """Number of projections of an arm: ``full_views // view_factor`` (at least 1)."""
-    if arm.view_factor > full_views:
-        raise ValueError(f"arm {arm.name}: view_factor {arm.view_factor} exceeds the {full_views} views")
-    return max(1, full_views // arm.view_factor)
+__all__ = [
+    "ArmJob",
+    "ArmOutput",
+    "Trainer",
+    "arm_views",
+    "execute_run",
+    "load_arm_predictions",
+    "load_finished_run",
+    "plan_runs",
+    "prepare_store",
+    "run_arm",
+    "run_study",
+]
 
 
 # --------------------------------------------------------------------------- data
@@ -114,117 +93,23 @@ def prepare_store(
         v = arm_views(arm, full)
         if arm.domain != "sinogram" or v != full:
             needed.add(v)
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         if not st.study_ids(split):
             raise ValueError(f"store {path} has no studies in split {split!r}; assign splits first")
+    n_train = len(st.study_ids("train"))
+    too_big = [n for n in config.train_sizes if n > n_train]
+    if too_big:
+        raise ValueError(f"train_sizes {too_big} exceed the {n_train} training studies of {path}")
     if needed:
         preprocess(path, sorted(needed, reverse=True), workers=workers, progress=progress)
     return path
 
 
-# --------------------------------------------------------------------------- arms
-def _arm_dir(out: Path, arm: ArmConfig) -> Path:
-    return out / "arms" / arm.name
-
-
-def load_finished_arm(out: Path, config: StudyConfig, arm: ArmConfig) -> dict[str, Any] | None:
-    """The stored result of an arm when it finished with the current fingerprint, else None."""
-    path = _arm_dir(out, arm) / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if rec.get("fingerprint") != config.arm_fingerprint(arm):
-        return None
-    if not (out / rec.get("predictions", "")).is_file():
-        return None
-    return rec
-
-
-def run_arm(job: ArmJob, trainer: Trainer, out: Path) -> dict[str, Any]:
-    """Train one arm, write its predictions and, last, its result.json (atomically)."""
-    t0 = time.perf_counter()
-    output = trainer(job)
-    seconds = time.perf_counter() - t0
-    pred = output.predictions
-    if len(pred.scans()) == 0:
-        pred = pred.with_scan_rows(job.config.aggregation, job.config.aggregation_k)
-    rel = f"predictions/{job.arm.name}.csv"
-    write_predictions(out / rel, pred)
-    cfg = job.config
-    rec: dict[str, Any] = {
-        "domain": job.arm.domain,
-        "views": job.views,
-        "view_factor": job.arm.view_factor,
-        "model": job.model,
-        "windows": list(job.arm.windows) if job.arm.domain == "windowed" else None,
-        "learned": output.extra.get("learned"),
-        **arm_metrics(pred, cfg.operating_sensitivity, cfg.fixed_specificity, cfg.alpha),
-        "train_seconds": seconds,
-        "epochs": output.epochs,
-        "best_val_auc": output.best_val_auc,
-        "checkpoint": output.checkpoint,
-        "predictions": rel,
-        "fingerprint": cfg.arm_fingerprint(job.arm),
-        "finished": utc_now(),
-    }
-    write_json(_arm_dir(out, job.arm) / "result.json", rec)
-    return rec
-
-
-class _Display:
-    """Rich progress: one bar over the arms, one over the epochs of the arm in training."""
-
-    def __init__(self, n_arms: int, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress: Any = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-            )
-            self.arms = self.progress.add_task("arms", total=n_arms, info="")
-            self.epochs = self.progress.add_task("epochs", total=1, info="", visible=False)
-
-    def __enter__(self) -> _Display:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def start_arm(self, arm: ArmConfig, model: str, views: int, epochs: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.arms, info=f"training {arm.name} ({arm.domain}, {views} views, {model})")
-            self.progress.reset(self.epochs, total=epochs, visible=True,
-                                description=f"epochs of {arm.name}", info="")
-
-    def epoch(self, epoch: int, total: int, metrics: dict[str, Any]) -> None:
-        if self.progress is not None:
-            info = " ".join(f"{k} {v:.3f}" for k, v in metrics.items()
-                            if isinstance(v, int | float) and k != "epoch")
-            self.progress.update(self.epochs, completed=epoch, total=total, info=info)
-
-    def finish_arm(self, arm: ArmConfig, rec: dict[str, Any], skipped: bool) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.arms)
-            what = "reused" if skipped else "done"
-            self.progress.console.print(
-                f"{arm.name}: {what}, test AUC {rec['auc']:.3f} "
-                f"[{rec['auc_ci'][0]:.3f}, {rec['auc_ci'][1]:.3f}]"
-            )
+# --------------------------------------------------------------------------- runs
+def plan_runs(config: StudyConfig) -> list[tuple[ArmConfig, int, int | None]]:
+    """Every (arm, seed, size) of the study, arm by arm, then seed, then size."""
+    sizes: tuple[int | None, ...] = config.train_sizes or (None,)
+    return [(arm, seed, size) for arm in config.arms for seed in config.seeds for size in sizes]
 
 
 def _default_trainer() -> Trainer:
@@ -241,7 +126,11 @@ def run_study(
     device: str = "cpu",
     workers: int = 2,
     trainer: Trainer | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+    data_progress: bool = False,
+    cluster: Any = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study and write results.json, report.md, report.html.
 
@@ -259,9 +148,18 @@ def run_study(
         Dask worker processes for synthesis and preprocessing (0: in this process).
     trainer : callable, optional
         ``trainer(ArmJob) -> ArmOutput``; default :func:`sinotriage.experiments.train_arm.train_arm`
-        (the training engine).
-    progress : bool
-        Show progress bars.
+        (the training engine).  Must be picklable when ``cluster`` is given.
+    progress : ProgressCallback, optional
+        Called ``(runs done, runs total, "<run>: <AUC or failure>")`` after each run.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, epochs, metrics)`` after each epoch of a run trained in this process.
+    data_progress : bool
+        Let synthesis and preprocessing draw their own progress bars.
+    cluster : distributed.Client or str, optional
+        Run the runs as dask tasks (:func:`sinotriage.experiments.cluster.run_on_dask`): a
+        client, or a scheduler address ``tcp://host:port``.  None: one after the other here.
+    threads : int, optional
+        Torch threads of each run (:func:`torch.set_num_threads`); dask tasks default to 1.
 
     Returns
     -------
@@ -273,51 +171,59 @@ def run_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    write_text(out / "config.yaml", config.to_yaml())
-    store_path = prepare_store(config, out, store, workers=workers, progress=progress)
+    atomic_write_text(out / "config.yaml", config.to_yaml())
+    store_path = prepare_store(config, out, store, workers=workers, progress=data_progress)
     t_data = time.perf_counter() - t_start
 
     from sinotriage.io.store import open_store
 
     full_views = int(open_store(store_path).geometry.n_views)
     trainer = trainer or _default_trainer()
+    jobs = [ArmJob(config, arm, config.model_for(arm), arm_views(arm, full_views), store_path,
+                   Path(), device, seed=seed, size=size)
+            for arm, seed, size in plan_runs(config)]
+    for job in jobs:
+        job.workdir = run_dir(out, job)
     records: dict[str, dict[str, Any]] = {}
-    with _Display(len(config.arms), progress) as display:
-        for arm in config.arms:
-            views = arm_views(arm, full_views)
-            model = config.model_for(arm)
-            rec = load_finished_arm(out, config, arm)
-            if rec is None:
-                display.start_arm(arm, model, views, config.training.epochs)
-                job = ArmJob(config, arm, model, views, store_path, _arm_dir(out, arm), device,
-                             on_epoch=display.epoch)
-                rec = run_arm(job, trainer, out)
-                display.finish_arm(arm, rec, skipped=False)
-            else:
-                display.finish_arm(arm, rec, skipped=True)
-            records[arm.name] = rec
+    failed: dict[str, str] = {}
+    todo = []
+    for job in jobs:
+        rec = load_finished_run(out, job)
+        if rec is None:
+            todo.append(job)
+        else:
+            records[job.name] = rec
+    done = len(records)
+    report(progress, done, len(jobs), f"{done} runs reused")
+
+    def finished(name: str, rec: dict[str, Any] | None, error: str | None) -> None:
+        nonlocal done
+        done += 1
+        if rec is not None:
+            records[name] = rec
+            ci = rec["auc_ci"]
+            text = f"{name}: test AUC {rec['auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+        else:
+            failed[name] = str(error)
+            text = f"{name}: FAILED {error}"
+        report(progress, done, len(jobs), text)
+
+    if cluster is not None and todo:
+        run_on_dask(todo, trainer, out, cluster, finished, threads=threads or 1)
+    else:
+        for job in todo:
+            job.on_epoch = on_epoch
+            finished(*execute_run(job, trainer, out, threads))
+            job.on_epoch = None
     t_train = time.perf_counter() - t_start - t_data
 
-    from sinotriage.experiments.build import finalize
-
-    return finalize(config, out, records, store_path, full_views, device,
+    return finalize(config, out, records, failed, store_path, full_views, device,
                     timing={"data_seconds": t_data, "train_seconds": t_train,
                             "total_seconds": time.perf_counter() - t_start})
 
 
 def load_arm_predictions(out: Path, records: dict[str, dict[str, Any]]) -> dict[str, Predictions]:
-    """Read the predictions CSV of every arm."""
+    """Read the predictions CSV of every run."""
     return {name: read_predictions(out / rec["predictions"]) for name, rec in records.items()}
 
 
-__all__ = [
-    "ArmJob",
-    "ArmOutput",
-    "Trainer",
-    "arm_views",
-    "load_arm_predictions",
-    "load_finished_arm",
-    "prepare_store",
-    "run_arm",
-    "run_study",
-]

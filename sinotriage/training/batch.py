@@ -9,6 +9,7 @@ finder share: :func:`make_dataset` (the store's slices or scans of one split),
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from sinotriage.training.losses import bce_loss, radnet_aux_loss, rsna_weighted_
 from sinotriage.vocabulary import LABEL_NAMES
 
 __all__ = ["HU_SCALE", "autocast", "batch_transforms", "build_model", "item_transform", "compute_loss", "forward_batch", "label_names",
-           "make_dataset", "prepare_batch", "scan_auc", "score_dataset"]
+           "make_dataset", "prepare_batch", "scan_auc", "score_dataset", "train_study_subset"]
 
 
 #: Divisor of Hounsfield units at the model input (:func:`prepare_batch`).
@@ -55,12 +56,26 @@ def make_dataset(config: TrainConfig, split: str, store: Any = None):
     domain = config.domain
     if domain == "windowed":
         domain = "hu" if config.views is None else "recon"
-    common = dict(domain=domain, views=config.views, photons=config.photons,
-                  cache=config.cache, transform=item_transform(config))
     source = store if store is not None else config.store
+    ids = None
+    if split == "train" and config.train_studies is not None:
+        ids = train_study_subset(source, config.train_studies)
+    common = dict(domain=domain, views=config.views, photons=config.photons,
+                  cache=config.cache, transform=item_transform(config), study_ids=ids)
     if config.level == "scan":
         return ScanDataset(source, split, target="binary", depth=config.depth, **common)
     return SliceDataset(source, split, target=config.target, context=config.context, **common)
+
+
+def train_study_subset(store: Any, n: int) -> list[str]:
+    """The ``n`` training studies of ``config.train_studies``: a nested, label-stratified subset
+    (:func:`sinotriage.training.subsets.nested_subset`, fixed order seed 0)."""
+    from sinotriage.io.store import open_store
+    from sinotriage.training.subsets import nested_subset
+
+    st = open_store(store) if isinstance(store, str | os.PathLike) else store
+    recs = [r for r in st.manifest if r["split"] == "train"]
+    return nested_subset([r["study_id"] for r in recs], [int(r.get("label", -1)) for r in recs], n)
 
 
 def build_model(config: TrainConfig) -> torch.nn.Module:

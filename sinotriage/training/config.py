@@ -2,7 +2,8 @@
 
 Every field is documented below (``TrainConfig.model_json_schema()`` lists them with their
 descriptions); unknown keys are rejected. ``load_config(path)`` turns any validation problem into
-a one-line :class:`ValueError` that names the file and the offending key.
+a one-line :class:`~sinotriage.errors.ConfigError` (a ``ValueError``) that names the file and the
+offending key; the strict base and the formatter are those of :mod:`sinotriage._config`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-__all__ = ["AugmentConfig", "TrainConfig", "load_config", "config_error_line"]
+from sinotriage._config import StrictModel as _Strict
+from sinotriage._config import validate
+from sinotriage.errors import ConfigError
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["AugmentConfig", "TrainConfig", "load_config"]
 
 
 class AugmentConfig(_Strict):
@@ -110,6 +111,12 @@ class TrainConfig(_Strict):
     )
     max_train_slices: int | None = Field(
         None, ge=1, description="Random subset of training slices per epoch (None: all)."
+    )
+    train_studies: int | None = Field(
+        None, ge=2,
+        description="Train on the first n studies of the train split in a fixed, label-stratified "
+                    "order (sinotriage.training.subsets): smaller n give nested subsets of larger "
+                    "n (None: all).",
     )
     balanced_sampling: bool = Field(
         False, description="Draw training slices with class-balanced probabilities ('any')."
@@ -210,18 +217,6 @@ class TrainConfig(_Strict):
         return spec(self.model).input_shape.startswith("(B, D")
 
 
-def config_error_line(exc: ValidationError, source: str = "config") -> str:
-    """One line naming the source and the first offending key of a pydantic error."""
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "<root>"
-    if err["type"] == "extra_forbidden":
-        return f"{source}: unknown key {key!r}"
-    if err["type"] == "missing":
-        return f"{source}: missing key {key!r}"
-    msg = err["msg"].replace("\n", " ")
-    return f"{source}: key {key!r}: {msg} (given {err.get('input')!r})"
-
-
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     """Read a :class:`TrainConfig` from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file.
 
@@ -236,8 +231,8 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     ------
     FileNotFoundError
         No such file.
-    ValueError
-        Unknown extension, unparsable file, or a field failing validation; the one-line message
+    ConfigError
+        (a ``ValueError``) Unknown extension, unparsable file, or a field failing validation; the one-line message
         names the file and the key.
     """
     p = Path(path)
@@ -251,17 +246,13 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
         elif suffix == ".toml":
             data = tomllib.loads(text)
         else:
-            raise ValueError(f"config file {p}: extension must be .yaml, .yml or .toml, got "
-                             f"{suffix!r}")
+            raise ConfigError(f"config file {p}: extension must be .yaml, .yml or .toml, got "
+                              f"{suffix!r}")
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"config file {p}: cannot parse: {first}") from None
+        raise ConfigError(f"config file {p}: cannot parse: {first}") from None
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config file {p}: expected a mapping of keys, got {type(data).__name__}")
-    data.update(overrides)
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(config_error_line(exc, f"config file {p}")) from None
+    if isinstance(data, dict):
+        data.update(overrides)
+    return validate(TrainConfig, data, f"config file {p}")

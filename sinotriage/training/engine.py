@@ -46,6 +46,7 @@ from sinotriage.training.batch import (
     prepare_batch,
     scan_auc,
     score_dataset,
+    train_study_subset,
 )
 from sinotriage.training.checkpoints import load_checkpoint, optimizer_state, save_checkpoint
 from sinotriage.training.config import TrainConfig
@@ -53,7 +54,7 @@ from sinotriage.training.schedules import lr_at
 
 __all__ = ["EpochSampler", "HU_SCALE", "LossInputs", "LossTerm", "TrainResult", "TrainState",
            "build_model", "label_names", "make_dataset", "prepare_batch", "scan_auc",
-           "score_dataset", "train", "train_epoch", "train_step"]
+           "score_dataset", "train", "train_epoch", "train_step", "train_study_subset"]
 
 
 @dataclass
