@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from sinotriage.experiments.config import study_preset
+from sinotriage.experiments.presets import STUDY_PRESETS, study_preset
 from sinotriage.experiments.learned import WIDE_START, train_fields
 
 
 def test_every_preset_has_both_learned_arms_at_its_view_counts() -> None:
-    for name in ("tiny", "quick", "standard", "sinoct"):
+    for name in STUDY_PRESETS:
         cfg = study_preset(name)
         domains = {a.domain for a in cfg.arms}
         assert {"learned_window", "learned"} <= domains, name
@@ -47,6 +47,7 @@ def test_tiny_preset_runs_the_learned_arms_end_to_end(tmp_path) -> None:
     cfg = full.model_copy(update={"arms": arms})
     out = tmp_path / "tiny"
     results = run_study(cfg, out, workers=0, progress=False)
+    assert results["failed"] == {}
     saved = json.loads((out / "results.json").read_text())
     names = [a.name for a in arms if a.domain != "windowed"]
     assert names == ["recon_learned_window_x1", "recon_learned_window_wide_x1", "learned_x1",
