@@ -46,7 +46,7 @@ def test_tiny_preset_runs_the_learned_arms_end_to_end(tmp_path) -> None:
                  or a.name == full.reference)
     cfg = full.model_copy(update={"arms": arms})
     out = tmp_path / "tiny"
-    results = run_study(cfg, out, workers=0, progress=False)
+    results = run_study(cfg, out, workers=0)
     assert results["failed"] == {}
     saved = json.loads((out / "results.json").read_text())
     names = [a.name for a in arms if a.domain != "windowed"]
