@@ -24,6 +24,7 @@ RUN_KEYS: tuple[str, ...] = (
     "arm", "seed", "size", "domain", "views", "view_factor", "model", "windows", "auc", "auc_ci",
     "auc_se", "threshold", "accuracy", "sensitivity", "specificity", "precision", "f1",
     "sens_at_spec", "val_auc", "best_val_auc", "train_seconds", "epochs", "predictions",
+    "learned",
 )
 
 
