@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sinotriage.experiments.presets import STUDY_PRESETS, study_preset
 from sinotriage.experiments.learned import WIDE_START, train_fields
+from sinotriage.experiments.presets import STUDY_PRESETS, study_preset
 
 
 def test_every_preset_has_both_learned_arms_at_its_view_counts() -> None:
