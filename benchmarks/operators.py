@@ -161,6 +161,18 @@ def _references(g: ParallelBeamGeometry, n: int, repeats: int,
     return out
 
 
+def _best(fn, repeats: int) -> float:
+    """Best of ``repeats`` timed CPU calls after a warm-up (on a shared machine the minimum
+    is the least disturbed estimate)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def _astra_fbp_seconds(n: int, repeats: int) -> tuple[float, int] | None:
     """ASTRA's single-threaded CPU parallel FBP of one 720 x 736 slice: (seconds, views)."""
     from sinotriage.operators import _astra
@@ -170,7 +182,7 @@ def _astra_fbp_seconds(n: int, repeats: int) -> tuple[float, int] | None:
     g = ParallelBeamGeometry(n_views=720, n_det=int(736 * n / 512), det_spacing=250 / n,
                              image_size=n, pixel_size=250 / n)
     sino = project(_phantom(n, 1, torch.device("cpu")), g)[0].numpy()
-    return _time(lambda: _astra.reference_fbp(sino, g), torch.device("cpu"), repeats), 720
+    return _best(lambda: _astra.reference_fbp(sino, g), repeats), 720
 
 
 def fan_fbp_split(n: int, batch: int, repeats: int) -> dict:
@@ -184,13 +196,12 @@ def fan_fbp_split(n: int, batch: int, repeats: int) -> dict:
     lay, plan = fbp_layout(g), op._plan
     rows = _numba.rebin(y, lay.t, lay.shift, lay.fold, plan)
     q = ramp_filter(rows, lay.du)
-    cpu = torch.device("cpu")
     out = {
-        "fbp": _time(lambda: op.fbp(y), cpu, repeats),
-        "rebin": _time(lambda: _numba.rebin(y, lay.t, lay.shift, lay.fold, plan), cpu, repeats),
-        "filter": _time(lambda: ramp_filter(rows, lay.du), cpu, repeats),
-        "backprojection": _time(lambda: _numba.fbp_backproject(
-            q, lay.angles, lay.u0, lay.du, n, g.pixel_size, lay.weight, plan), cpu, repeats),
+        "fbp": _best(lambda: op.fbp(y), repeats),
+        "rebin": _best(lambda: _numba.rebin(y, lay.t, lay.shift, lay.fold, plan), repeats),
+        "filter": _best(lambda: ramp_filter(rows, lay.du), repeats),
+        "backprojection": _best(lambda: _numba.fbp_backproject(
+            q, lay.angles, lay.u0, lay.du, n, g.pixel_size, lay.weight, plan), repeats),
     }
     out["other (checks, copies)"] = out["fbp"] - out["rebin"] - out["filter"] - out[
         "backprojection"]
@@ -203,7 +214,6 @@ def fbp_forward_backward(repeats: int) -> dict:
     g = sinoct(64, 246, 111)
     op = Operator(g, "numba")
     y = torch.rand(32, *g.sinogram_shape, generator=torch.Generator().manual_seed(0))
-    cpu = torch.device("cpu")
 
     def fwd_bwd():
         yy = y.clone().requires_grad_()
@@ -211,29 +221,52 @@ def fbp_forward_backward(repeats: int) -> dict:
         out.backward(torch.ones_like(out))
 
     with torch.no_grad():
-        fwd = _time(lambda: op.fbp(y), cpu, repeats)
-    both = _time(fwd_bwd, cpu, repeats)
+        fwd = _best(lambda: op.fbp(y), 3 * repeats)
+    both = _best(fwd_bwd, 3 * repeats)
     return {"forward_s": fwd, "forward_backward_s": both, "ratio": both / fwd}
 
 
+def _plan_build_s(g, op: str, repeats: int) -> float:
+    """Seconds to build what a cached Operator keeps for ``op`` (numba, float32): the work the
+    function form repeats on every call (single-threaded numpy, little disturbed by load)."""
+    import numpy as np
+
+    from sinotriage.operators import _numba
+    from sinotriage.operators._plan import Plan
+    from sinotriage.operators.filters import scaled_response
+
+    def build():
+        if op == "project":
+            _numba._rays(g, np.float32, Plan())
+            return
+        lay = fbp_layout(g)
+        _numba._rebin_taps(lay.t, lay.shift, g.n_views, np.float32, Plan())
+        _numba._trig(lay.angles, np.float32, Plan())
+        scaled_response(lay.m, lay.du, "ram-lak", 1.0, torch.device("cpu"), torch.float32)
+
+    return _best(build, repeats)
+
+
 def call_overhead(repeats: int) -> list[dict]:
-    """Batch-1 seconds per call, function form vs a cached Operator (same backend)."""
+    """Batch-1 seconds per call, function form vs a cached Operator (same backend), and the
+    plan-building time the cached Operator saves."""
     rows = []
-    cpu = torch.device("cpu")
     for n, g in ((64, sinoct(64, 246, 111)), (512, sinoct(512))):
-        x = _phantom(n, 1, cpu)
+        x = _phantom(n, 1, torch.device("cpu"))
         y = project(x, g, backend="numba")
         op = Operator(g, "numba")
         for name, f_fn, f_op, arg in (
                 ("project", lambda a, g=g: project(a, g, backend="numba"), op, x),
                 ("fbp", lambda a, g=g: fbp(a, g, backend="numba"), op.fbp, y)):
-            reps = repeats * (5 if n == 64 else 1)
-            t_fn = _time(lambda f=f_fn, a=arg: f(a), cpu, reps)
-            t_op = _time(lambda f=f_op, a=arg: f(a), cpu, reps)
+            reps = repeats * (10 if n == 64 else 1)
+            t_fn = _best(lambda f=f_fn, a=arg: f(a), reps)
+            t_op = _best(lambda f=f_op, a=arg: f(a), reps)
+            plan = _plan_build_s(g, name, 5)
             rows.append(dict(image_size=n, op=name, function_s=t_fn, operator_s=t_op,
-                             saved_ms=1e3 * (t_fn - t_op)))
+                             saved_ms=1e3 * (t_fn - t_op), plan_build_ms=1e3 * plan))
             print(f"batch 1, {n} px, {name}: function {1e3 * t_fn:.1f} ms, cached Operator "
-                  f"{1e3 * t_op:.1f} ms, saved {1e3 * (t_fn - t_op):.1f} ms", flush=True)
+                  f"{1e3 * t_op:.1f} ms, saved {1e3 * (t_fn - t_op):.1f} ms; plan build "
+                  f"{1e3 * plan:.2f} ms", flush=True)
     return rows
 
 
@@ -384,11 +417,12 @@ def _targets_markdown(t: dict, meta: dict) -> str:
     lines.append(f"- numba fbp, 64 px, 246 x 111, batch 32: forward {1e3 * fb['forward_s']:.1f} "
                  f"ms, forward + backward {1e3 * fb['forward_backward_s']:.1f} ms "
                  f"(**{fb['ratio']:.2f}x** the forward).")
-    lines += ["", "| batch 1 | op | function form (ms) | cached Operator (ms) | saved (ms) |",
-              "|---|---|---:|---:|---:|"]
+    lines += ["", "| batch 1 | op | function form (ms) | cached Operator (ms) | difference (ms) "
+              "| plan build saved per call (ms) |", "|---|---|---:|---:|---:|---:|"]
     for r in t["call_overhead_batch1"]:
         lines.append(f"| {r['image_size']} px | {r['op']} | {1e3 * r['function_s']:.2f} | "
-                     f"{1e3 * r['operator_s']:.2f} | {r['saved_ms']:.2f} |")
+                     f"{1e3 * r['operator_s']:.2f} | {r['saved_ms']:.2f} | "
+                     f"{r['plan_build_ms']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

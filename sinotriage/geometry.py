@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from sinotriage.errors import InputError
+
 __all__ = [
     "FanBeamGeometry",
     "Geometry",
@@ -143,7 +145,7 @@ class _GeometryBase:
         # tolerance: half a channel at the isocentre (a detector of N channels of the pixel
         # pitch covers the image edge to edge)
         if not self.allow_truncation and field + 0.5 * self._iso_pitch < image * (1 - 1e-9):
-            raise ValueError(
+            raise InputError(
                 f"the detector does not cover the image: field radius {field:.2f} mm (seen by "
                 f"every view) < image radius {image:.2f} mm (the inscribed circle of "
                 f"{self.image_size} x {self.pixel_size:g} mm pixels); widen the detector "

@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sinotriage.errors import InputError
+
 __all__ = ["Preset", "PRESETS", "get_preset"]
 
 SINOCT_PHOTONS = 2.0e5
@@ -101,5 +103,5 @@ def get_preset(name: str | Preset) -> Preset:
     if isinstance(name, Preset):
         return name
     if name not in PRESETS:
-        raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
+        raise InputError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
     return PRESETS[name]

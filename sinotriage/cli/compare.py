@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from sinotriage.cli._common import console, user_errors
+from sinotriage.cli._common import check_device, console, user_errors
+from sinotriage.errors import InputError
 from sinotriage.experiments.presets import STUDY_PRESETS
 
 _PRESET_HELP = "; ".join(f"{p.name} ({p.purpose}; data preset {p.data_preset})"
@@ -56,14 +57,12 @@ def compare(
             print_tables(results)
             return
         if workers and scheduler:
-            raise ValueError("give --workers or --scheduler, not both")
-        if device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available() and scheduler is None:
-                raise ValueError(f"--device {device}: CUDA is not available on this machine")
-        elif device != "cpu":
-            raise ValueError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+            raise InputError("give --workers or --scheduler, not both")
+        if scheduler is None:
+            check_device(device)  # the runs happen here: the device must exist here
+        elif device != "cpu" and device != "cuda" and not (
+                device.startswith("cuda:") and device[5:].isdigit()):
+            raise InputError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
         cfg = study_preset(preset)
         if config is not None:
             cfg = load_study_config(config, base=cfg)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sinotriage.errors import InputError
 from sinotriage.experiments.jobs import ArmJob, Trainer
 from sinotriage.experiments.runs import execute_run
 
@@ -41,7 +42,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if n_workers < 1:
-        raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+        raise InputError(f"n_workers must be at least 1, got {n_workers}")
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       host="127.0.0.1", dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client

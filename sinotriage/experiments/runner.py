@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sinotriage.errors import InputError
 from sinotriage.experiments.build import finalize
 from sinotriage.experiments.cluster import run_on_dask
 from sinotriage.experiments.config import ArmConfig, StudyConfig
@@ -86,7 +87,7 @@ def prepare_store(
     st = open_store(path)
     geometry = st.geometry
     if geometry is None:
-        raise ValueError(f"store {path} has no geometry; the study needs sinograms")
+        raise InputError(f"store {path} has no geometry; the study needs sinograms")
     full = int(geometry.n_views)
     needed = set()
     for arm in config.arms:
@@ -95,11 +96,11 @@ def prepare_store(
             needed.add(v)
     for split in SPLITS:
         if not st.study_ids(split):
-            raise ValueError(f"store {path} has no studies in split {split!r}; assign splits first")
+            raise InputError(f"store {path} has no studies in split {split!r}; assign splits first")
     n_train = len(st.study_ids("train"))
     too_big = [n for n in config.train_sizes if n > n_train]
     if too_big:
-        raise ValueError(f"train_sizes {too_big} exceed the {n_train} training studies of {path}")
+        raise InputError(f"train_sizes {too_big} exceed the {n_train} training studies of {path}")
     if needed:
         preprocess(path, sorted(needed, reverse=True), workers=workers, progress=progress)
     return path

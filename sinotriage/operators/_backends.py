@@ -39,8 +39,9 @@ _MODULES = {
 #: matching row wins and the first usable backend of its preference is taken; ``"*"``
 #: matches anything. ``input`` is ``"float64"`` or ``"*"`` (triton computes in float32, so
 #: float64 on CUDA stays on torch). Measured on the benchmarks of ``docs/operators.md``:
-#: numba is 3-30x faster than torch on the CPU at every size from 64 px up (ASTRA's CPU
-#: code is single-threaded and slower than numba); triton is the fastest on CUDA.
+#: numba is 2.5-50x faster than torch on the CPU at every size from 64 px up; ASTRA runs
+#: only parallel and flat fans, one thread per slice, at best about as fast as numba for one
+#: slice and slower in batches; triton is the fastest on CUDA.
 RULES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     ("cpu", "*", "*", "*", ("numba", "torch")),
     ("cuda", "*", "*", "float64", ("torch",)),

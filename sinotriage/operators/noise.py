@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from sinotriage.errors import InputError
 from sinotriage.operators._checks import check_float_tensor
 
 #: Accepted unattenuated photons per ray: below 1 a ray has no expected count; far above
@@ -18,10 +19,12 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
                       electronic_noise: float = 0.0) -> torch.Tensor:
     """Noisy line integrals from a monoenergetic transmission model.
 
-    ``counts ~ Poisson(photons * exp(-sino)) + Normal(0, electronic_noise^2)``, clamped to
-    ``[1, photons]``, and the result is ``-log(counts / photons)``: a line integral in
-    ``[0, log(photons)]``, never negative (a ray cannot gain photons; the clamp at
-    ``photons`` biases rays through air upwards by at most about ``0.4 / sqrt(photons)``).
+    ``counts ~ Poisson(photons * exp(-sino)) + Normal(0, electronic_noise^2)``, clamped to at
+    least 1 count, and the result is ``-log(counts / photons)``, at most ``log(photons)``.
+    With ``photons >= 1`` the clamp never makes a line integral negative; values below zero
+    come only from the counting noise of rays through (almost) no attenuation, a few
+    ``1 / sqrt(photons)`` deep, as in measured data, and they keep the noise unbiased there
+    (no floor at zero).
 
     Parameters
     ----------
@@ -49,14 +52,14 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
         lo, hi = ((float(photons.min()), float(photons.max())) if photons.numel()
                   else (1.0, 1.0))
         if lo < PHOTON_RANGE[0] or hi > PHOTON_RANGE[1]:
-            raise ValueError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] per "
+            raise InputError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] per "
                              f"ray everywhere, got values in [{lo:g}, {hi:g}]")
         i0 = photons.to(device=sino.device, dtype=torch.float64)
     else:
         if isinstance(photons, bool) or not isinstance(photons, int | float):
             raise TypeError(f"photons must be a number or tensor, got {type(photons).__name__}")
         if not math.isfinite(photons) or not PHOTON_RANGE[0] <= photons <= PHOTON_RANGE[1]:
-            raise ValueError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] "
+            raise InputError(f"photons must be in [{PHOTON_RANGE[0]:g}, {PHOTON_RANGE[1]:g}] "
                              f"(unattenuated photons per ray), got {photons}")
         i0 = torch.tensor(float(photons), dtype=torch.float64, device=sino.device)
     if isinstance(electronic_noise, bool) or not isinstance(electronic_noise, int | float):
@@ -74,5 +77,5 @@ def add_poisson_noise(sino: torch.Tensor, photons: float | torch.Tensor,
     if electronic_noise > 0:
         counts = counts + electronic_noise * torch.randn(
             counts.shape, generator=generator, dtype=counts.dtype, device=counts.device)
-    counts = torch.minimum(counts.clamp_min(1.0), i0)
+    counts = counts.clamp_min(1.0)
     return (-torch.log(counts / i0)).to(sino.dtype)

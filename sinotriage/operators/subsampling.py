@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sinotriage.errors import InputError
 from sinotriage.geometry import FanBeamGeometry, ParallelBeamGeometry
 from sinotriage.operators._checks import check_float_tensor, check_geometry, check_trailing_shape
 
@@ -81,7 +82,7 @@ def select_views(sino: torch.Tensor, g: Geometry, n_views: int
     v0 = g.n_views
     if (isinstance(n_views, bool) or not isinstance(n_views, int | np.integer)
             or not 1 <= n_views <= v0):
-        raise ValueError(f"n_views must be an integer in [1, {v0}] (the measured view count), "
+        raise InputError(f"n_views must be an integer in [1, {v0}] (the measured view count), "
                          f"got {n_views!r}")
     n_views = int(n_views)
     if v0 % n_views == 0:
