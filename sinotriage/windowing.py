@@ -365,7 +365,8 @@ def _size_pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
-def resize(x: ArrayT, size: int | Sequence[int], *, mode: str = "bilinear") -> ArrayT:
+def resize(x: ArrayT, size: int | Sequence[int], *, mode: str = "bilinear",
+           antialias: bool = False) -> ArrayT:
     """Resize images ``(..., H, W) -> (..., h, w)`` by interpolation.
 
     Parameters
@@ -377,13 +378,16 @@ def resize(x: ArrayT, size: int | Sequence[int], *, mode: str = "bilinear") -> A
     mode
         One of ``bilinear`` (default), ``nearest`` (for label maps), ``bicubic``, ``area``.
         Bilinear and bicubic use ``align_corners=False`` (pixel centres, as in the geometry).
+    antialias
+        Low-pass filter when shrinking (bilinear and bicubic only; ``F.interpolate``'s option).
     """
     _check_name(mode, _RESIZE_MODES, "resize mode")
     h, w = _size_pair(size, "size")
     t, was_numpy = _to_tensor(x, "x", min_dim=2)
     lead = t.shape[:-2]
     flat = t.reshape(-1, 1, *t.shape[-2:])
-    kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+    kwargs: dict[str, Any] = ({"align_corners": False, "antialias": bool(antialias)}
+                              if mode in ("bilinear", "bicubic") else {})
     out = F.interpolate(flat, size=(h, w), mode=mode, **kwargs)
     return _back(out.reshape(*lead, h, w), was_numpy)
 

@@ -43,6 +43,12 @@ def _case(name: str) -> tuple[dict, torch.Tensor, tuple[int, ...]]:
         out = (2, 6) if name == "slice_fusion" else (2, depth, 6)
     elif s.domain == "descriptors":
         x, out = torch.rand(2, 7, 6), (2, 6)
+    elif name == "learned_fbp":  # a raw sinogram of a small fan-beam geometry
+        from sinotriage.geometry import sinoct
+
+        g = sinoct(image_size=32, n_views=24, n_det=21)
+        kwargs = {"in_channels": 1, "num_classes": 6, "geometry": g.to_dict()}
+        x, out = torch.rand(2, 1, 24, 21), (2, 6)
     elif name == "alexnet":  # its feature stack needs >= 63 pixels
         x, out = torch.randn(2, 3, 64, 64), (2, 6)
     else:

@@ -99,3 +99,49 @@ def test_scan_level_stack_and_sequence(tiny_store, tmp_path: Path, model: str,
     assert len(pred.scans()) == len(tiny_store.study_ids("test"))
     if model != "densenet_slim":  # sequence models score slices
         assert len(pred.slices()) > len(pred.scans())
+
+
+def test_loss_terms_see_each_batch_and_add_to_the_loss(tiny_store, tmp_path: Path) -> None:
+    """An extra loss term is called once per training batch with the batch's inputs; a constant
+    term has no gradient, so training is unchanged and the mean loss rises by exactly it."""
+    import math
+
+    import torch
+
+    from sinotriage.training.engine import LossInputs
+
+    cfg = _cfg(tiny_store, tmp_path / "plain", domain="recon", views=61)
+    plain = train(cfg)
+    seen: list[LossInputs] = []
+
+    def term(inputs: LossInputs) -> torch.Tensor:
+        seen.append(inputs)
+        return torch.tensor(1.0)
+
+    cfg2 = cfg.model_copy(update={"out_dir": str(tmp_path / "term")})
+    extra = train(cfg2, loss_terms=[term])
+    assert len(seen) == math.ceil(16 / 8)
+    assert seen[0].x.shape[0] == 8 and seen[0].logits.shape == seen[0].target.shape
+    assert extra.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"] + 1.0,
+                                                           abs=1e-5)
+    assert extra.history[0]["val_loss"] == pytest.approx(plain.history[0]["val_loss"], abs=1e-6)
+
+
+def test_learned_upstream_layers_train_and_predict(tiny_store, tmp_path: Path) -> None:
+    """A learnable window on HU reconstructions (its levels move in HU, not in HU / 1000) and
+    the learned FBP on raw sinograms train, checkpoint and predict through the engine."""
+    from sinotriage.training.predict import load_model
+
+    cfg = _cfg(tiny_store, tmp_path / "win", domain="recon", views=61, lr=2e-3,
+               model_options={"window": [[0, 2000], [0, 2000], [0, 2000]]})
+    result = train(cfg)
+    levels = [lv for lv, _ in result.model.window.windows()]
+    assert all(0 < abs(lv) < 2 * 3.0 + 1e-3 for lv in levels)  # two Adam steps of 3 HU at most
+    model, _ = load_model(result.best_checkpoint)
+    assert model.window.windows() == result.model.window.windows()
+    cfg = _cfg(tiny_store, tmp_path / "fbp", domain="sinogram", views=61, model="learned_fbp")
+    result = train(cfg)
+    assert np.isfinite(result.history[0]["train_loss"])
+    assert result.model.fbp.geometry.n_views == 61
+    pred = predict(result.best_checkpoint, tiny_store.path, "test")
+    assert np.all(np.isfinite(pred.scores))

@@ -125,3 +125,54 @@ def test_transform_arguments_checked_at_construction():
         StackAdjacent(1)(np.zeros((2, 3, 4, 4), np.float32))
     with pytest.raises(ValueError, match="at least 4 dimensions"):
         SliceAverage()(np.zeros((2, 4, 4), np.float32))
+
+
+def test_scale_bin_resize_transforms_match_their_references() -> None:
+    """ScaleHU is hu / scale (MONAI's ScaleIntensityRange, plain tensors out), BinDetectors is
+    the operator's ``subsample_detectors``, ResizeSlices(antialias) is ``F.interpolate``'s."""
+    import torch.nn.functional as F
+
+    from sinotriage import subsample_detectors
+    from sinotriage.geometry import sinoct
+    from sinotriage.transforms import BinDetectors, ResizeSlices, ScaleHU, ScaleHUd
+
+    gen = torch.Generator().manual_seed(0)
+    hu = torch.rand(2, 1, 8, 8, generator=gen) * 3000 - 1000
+    out = ScaleHU()(hu)
+    assert type(out) is torch.Tensor
+    torch.testing.assert_close(out, hu / 1000.0)
+    arr = ScaleHU(500.0)(hu.numpy())
+    assert isinstance(arr, np.ndarray)
+    np.testing.assert_allclose(arr, hu.numpy() / 500.0, rtol=1e-6)
+    torch.testing.assert_close(ScaleHUd("image")({"image": hu[0]})["image"], hu[0] / 1000.0)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        ScaleHU(0)
+    g = sinoct(image_size=32, n_views=24, n_det=30)
+    sino = torch.rand(2, 1, 24, 30, generator=gen)
+    expected, _ = subsample_detectors(sino, g, 4)
+    torch.testing.assert_close(BinDetectors(4)(sino), expected)
+    with pytest.raises(ValueError, match="factor must be an integer"):
+        BinDetectors(0)
+    img = torch.rand(2, 3, 40, 40, generator=gen)
+    ref = F.interpolate(img, size=(16, 16), mode="bilinear", align_corners=False,
+                        antialias=True)
+    torch.testing.assert_close(ResizeSlices(16, antialias=True)(img), ref)
+
+
+def test_training_dataset_windows_through_the_exported_transform(tiny_store) -> None:
+    """The engine reads the stored reconstruction and windows it with MultiWindowd; the
+    dataset's ``windowed`` shorthand gives the same items."""
+    from sinotriage.data import SliceDataset
+    from sinotriage.training import TrainConfig
+    from sinotriage.training.batch import make_dataset
+    from sinotriage.transforms import MultiWindowd
+
+    cfg = TrainConfig(store=str(tiny_store.path), out_dir="o", domain="windowed", views=61,
+                      windows=("brain", "bone"), model="densenet_slim", context=1)
+    ds = make_dataset(cfg, "train")
+    assert ds.domain == "recon" and isinstance(ds.transform, MultiWindowd)
+    short = SliceDataset(tiny_store, "train", domain="windowed", views=61,
+                         windows=("brain", "bone"), context=1)
+    for i in (0, 5):
+        torch.testing.assert_close(ds[i]["image"], short[i]["image"])
+    assert ds[0]["image"].shape == (6, 64, 64)

@@ -12,9 +12,14 @@ Domains (``domain=``)
     The FBP reconstruction in HU at ``views`` views (derived; ``views=None`` means the full count),
     ``(1, H, W)``.
 ``"windowed"``
-    Named windows stacked as channels (:func:`sinotriage.windowing.multi_window`), ``(K, H, W)``
-    in [0, 1]; windows the HU volume when ``views`` is None, the FBP reconstruction at ``views``
-    otherwise.
+    Named windows stacked as channels, ``(K, H, W)`` in [0, 1]: a shorthand for the HU volume
+    (``views`` None) or the FBP reconstruction at ``views`` through the
+    :class:`sinotriage.transforms.MultiWindow` transform, the same class the training engine
+    passes as ``transform=MultiWindowd("image", windows)`` on the stored domain.
+
+Datasets return the stored domain; windowing, HU scaling (:class:`~sinotriage.transforms.ScaleHU`),
+detector binning (:class:`~sinotriage.transforms.BinDetectors`) and resizing
+(:class:`~sinotriage.transforms.ResizeSlices`) are transforms.
 
 Items are dicts::
 
@@ -119,6 +124,11 @@ class _StoreDataset(Dataset):
             if not self.store.has_array(r["study_id"], self._name, self._views, photons):
                 self.store.array(r["study_id"], self._name, views=self._views, photons=photons)
         self._cache: dict[str, np.ndarray] = {}
+        self._windowing = None
+        if domain == "windowed":
+            from sinotriage.transforms import MultiWindow
+
+            self._windowing = MultiWindow(self.windows)
 
     def _array_name(self) -> tuple[str, int | None]:
         if self.domain == "hu" or (self.domain == "windowed" and self.views is None):
@@ -143,14 +153,14 @@ class _StoreDataset(Dataset):
         return self.store.read(study_id, self._name, views=self._views, photons=self.photons,
                                slices=slices)
 
-    def _to_image(self, arr: np.ndarray) -> torch.Tensor:
-        """(n, H, W) stored slices -> (n, K, H, W) float32 tensor in the requested domain."""
+    def _to_image(self, arr: np.ndarray, scan: bool) -> torch.Tensor:
+        """(n, H, W) stored slices -> float32 channel-first image: ``(n * K, H, W)`` with the
+        ``n`` slices as channels (slice items), or ``(K, n, H, W)`` (scan items); ``K`` is 1
+        except for the windowed domain."""
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-        if self.domain == "windowed":
-            from sinotriage.windowing import multi_window
-
-            return multi_window(t, self.windows)
-        return t.unsqueeze(1)
+        if scan:
+            t = t.unsqueeze(0)
+        return self._windowing(t) if self._windowing is not None else t
 
     def _finish(self, item: dict[str, Any]) -> dict[str, Any]:
         return self.transform(item) if self.transform is not None else item
@@ -249,8 +259,7 @@ class SliceDataset(_StoreDataset):
             arr = self._read(sid, idx)
         else:
             arr = self._read(sid, slice(s, s + 1))
-        image = self._to_image(arr)  # (n, K, ...)
-        image = image.reshape(-1, *image.shape[2:])
+        image = self._to_image(arr, scan=False)  # (n * K, ...)
         lab = torch.from_numpy(self.slice_labels(sid)[s].astype(np.float32))
         item = {
             "image": image,
@@ -320,7 +329,7 @@ class ScanDataset(_StoreDataset):
         arr = self._read(sid) if idx is None or self.cache else self._read(sid, idx)
         if idx is not None and self.cache:
             arr = arr[idx]
-        image = self._to_image(arr).transpose(0, 1).contiguous()  # (K, D, ...)
+        image = self._to_image(arr, scan=True)  # (K, D, ...)
         if self.target == "binary":
             label = torch.tensor(float(rec["label"]), dtype=torch.float32)
         else:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from sinotriage import __version__
-from sinotriage.experiments import plots
+from sinotriage.experiments import learned, plots
 from sinotriage.experiments.config import StudyConfig
 from sinotriage.experiments.jobs import arm_views, run_name
 from sinotriage.experiments.report import render_html, render_markdown
@@ -24,6 +24,7 @@ RUN_KEYS: tuple[str, ...] = (
     "arm", "seed", "size", "domain", "views", "view_factor", "model", "windows", "auc", "auc_ci",
     "auc_se", "threshold", "accuracy", "sensitivity", "specificity", "precision", "f1",
     "sens_at_spec", "val_auc", "best_val_auc", "train_seconds", "epochs", "predictions",
+    "learned",
 )
 
 
@@ -115,6 +116,11 @@ def figures(out: Path, config: StudyConfig, results: dict[str, Any], preds: dict
         curves[name] = (fpr, tpr, results["arms"][name]["seeds"][seed0]["auc"])
     images["roc"] = plots.roc_figure(curves)
     images["auc_vs_views"] = plots.auc_vs_views_figure(results["arms"], results.get("full_views"))
+    for key, make in (("learned_windows", learned.windows_figure),
+                      ("learned_filter", learned.filter_figure)):
+        png = make(results["arms"])
+        if png is not None:
+            images[key] = png
     if results.get("curve"):
         images["curve"] = plots.curve_figure(results["curve"])
     if store_path is not None and results.get("full_views"):

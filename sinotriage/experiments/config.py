@@ -11,7 +11,11 @@ domain      what the model sees
 sinogram    the sinogram (line integrals, V x C) at ``full_views / view_factor`` views
 recon       the FBP reconstruction in HU (one channel) from that many views
 windowed    the reconstruction through named CT windows (one channel per window)
+learned_window  the reconstruction in HU through learnable windows (K = 3), then the image model
+learned     the sinogram through a learnable-filter FBP, learnable windows and the image model
 ==========  ===========================================================================
+
+The learned arms are described in :mod:`sinotriage.experiments.learned`.
 
 Training options are a partial :class:`~sinotriage.training.TrainConfig`: the study's
 ``training:`` mapping holds the fields every arm shares, an arm's ``training:`` mapping overrides
@@ -38,10 +42,11 @@ from pydantic import Field, field_validator, model_validator
 from sinotriage._config import StrictModel as _Strict
 from sinotriage._config import validate
 from sinotriage.errors import ConfigError
+from sinotriage.experiments.learned import LEARNED_DOMAINS, WIDE_START, train_fields
 from sinotriage.metrics import AGGREGATIONS
 from sinotriage.training.config import TrainConfig
 
-DOMAINS: tuple[str, ...] = ("sinogram", "recon", "windowed")
+DOMAINS: tuple[str, ...] = ("sinogram", "recon", "windowed", "learned_window", "learned")
 DEFAULT_WINDOWS: tuple[str, ...] = ("brain", "subdural", "bone")
 #: TrainConfig fields the study sets for each run; a ``training:`` mapping may not give them
 STUDY_OWNED: frozenset[str] = frozenset({
@@ -66,13 +71,15 @@ class ArmConfig(_Strict):
     """One arm of the study."""
 
     name: str = Field(description="Unique arm name, used for file names (letters, digits, _ -).")
-    domain: Literal["sinogram", "recon", "windowed"] = Field(description="Input domain.")
+    domain: Literal["sinogram", "recon", "windowed", "learned_window", "learned"] = Field(
+        description="Input domain.")
     view_factor: int = Field(1, ge=1, description="Views = full views // view_factor.")
     model: str | None = Field(
         None, description="Model name in the zoo; default the study's sinogram or image model."
     )
     windows: tuple[str, ...] = Field(
-        DEFAULT_WINDOWS, description="Window names (channels) of a windowed arm."
+        DEFAULT_WINDOWS,
+        description="Window names (channels) of a windowed arm; the start of a learned arm's.",
     )
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra model options.")
     training: dict[str, Any] = Field(
@@ -91,16 +98,30 @@ class ArmConfig(_Strict):
         return v
 
 
+def learned_arms(factors: tuple[int, ...], window_factor: int = 1) -> list[ArmConfig]:
+    """The learned arms: the learnable window on FBP (from the clinical windows and from a wide
+    start, at ``window_factor``) and the learned FBP at each view factor."""
+    return [
+        ArmConfig(name=f"recon_learned_window_x{window_factor}", domain="learned_window",
+                  view_factor=window_factor),
+        ArmConfig(name=f"recon_learned_window_wide_x{window_factor}", domain="learned_window",
+                  view_factor=window_factor,
+                  model_kwargs={"window": [list(w) for w in WIDE_START]}),
+        *(ArmConfig(name=f"learned_x{f}", domain="learned", view_factor=f) for f in factors),
+    ]
+
+
 def default_arms(
     factors: tuple[int, ...] = (1, 2, 4, 8, 16), windowed_factors: tuple[int, ...] = (1, 16)
 ) -> list[ArmConfig]:
-    """The SinoCT grid: sinogram and reconstruction at each view factor, windowed at a few."""
+    """The SinoCT grid: sinogram and reconstruction at each view factor, windowed at a few,
+    and the learned arms (:func:`learned_arms`)."""
     arms = [ArmConfig(name=f"sinogram_x{f}", domain="sinogram", view_factor=f) for f in factors]
     arms += [ArmConfig(name=f"recon_x{f}", domain="recon", view_factor=f) for f in factors]
     arms += [
         ArmConfig(name=f"windowed_x{f}", domain="windowed", view_factor=f) for f in windowed_factors
     ]
-    return arms
+    return arms + learned_arms(factors)
 
 
 class QueueConfig(_Strict):
@@ -267,6 +288,9 @@ class StudyConfig(_Strict):
             "seed": seed, "train_studies": size, "device": device,
             "progress": False,  # the study reports through its own callbacks
         }
+        if arm.domain in LEARNED_DOMAINS:
+            fields.update(train_fields(arm.domain, arm.windows, fields["model"],
+                                       arm.model_kwargs))
         return validate(TrainConfig, fields, f"training options of arm {arm.name!r}")
 
     def run_fingerprint(self, arm: ArmConfig, seed: int, size: int | None) -> str:
@@ -329,6 +353,7 @@ __all__ = [
     "StudyConfig",
     "check_training_overrides",
     "default_arms",
+    "learned_arms",
     "load_study_config",
     "study_config_from_dict",
 ]

@@ -15,6 +15,8 @@ DOMAIN_STYLE: dict[str, dict[str, Any]] = {
     "sinogram": {"color": "tab:blue", "marker": "o", "label": "sinogram"},
     "recon": {"color": "tab:orange", "marker": "s", "label": "reconstruction (HU)"},
     "windowed": {"color": "tab:green", "marker": "D", "label": "windowed reconstruction"},
+    "learned_window": {"color": "tab:red", "marker": "^", "label": "learned window"},
+    "learned": {"color": "tab:purple", "marker": "v", "label": "learned FBP + window"},
 }
 
 
@@ -73,8 +75,8 @@ def auc_vs_views_figure(arms: Mapping[str, Mapping[str, Any]], full_views: int |
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     views_seen: set[int] = set()
     for domain, style in DOMAIN_STYLE.items():
-        rows = sorted((int(a["views"]), a) for a in arms.values() if a.get("domain") == domain
-                      and a.get("auc") is not None)
+        rows = sorted(((int(a["views"]), a) for a in arms.values() if a.get("domain") == domain
+                       and a.get("auc") is not None), key=lambda r: r[0])
         if not rows:
             continue
         v = np.array([r[0] for r in rows], dtype=float)
@@ -82,7 +84,15 @@ def auc_vs_views_figure(arms: Mapping[str, Mapping[str, Any]], full_views: int |
         lo = np.array([r[1]["auc_ci"][0] for r in rows])
         hi = np.array([r[1]["auc_ci"][1] for r in rows])
         views_seen.update(int(x) for x in v)
-        if domain == "windowed":
+        if domain == "learned_window":  # one series per run (start), points with their CI
+            for j, (name, a) in enumerate((n, a) for n, a in arms.items()
+                                          if a.get("domain") == domain and a.get("auc") is not None):
+                x, y = float(a["views"]) * (1.04 ** j), float(a["auc"])
+                ax.errorbar([x], [y], yerr=[[y - a["auc_ci"][0]], [a["auc_ci"][1] - y]],
+                            fmt=style["marker"], color=style["color"], capsize=4, ms=7,
+                            mfc=style["color"] if j == 0 else "white",
+                            label=f"{style['label']}: {name} (95% CI)")
+        elif domain == "windowed":
             ax.errorbar(v, auc, yerr=[auc - lo, hi - auc], fmt=style["marker"], color=style["color"],
                         capsize=4, ms=7, label=f"{style['label']} (95% CI)")
         else:

@@ -28,7 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sinotriage.errors import InputError
-from sinotriage.experiments.config import ArmConfig, QueueConfig, StudyConfig, default_arms
+from sinotriage.experiments.config import (
+    ArmConfig,
+    QueueConfig,
+    StudyConfig,
+    default_arms,
+    learned_arms,
+)
 from sinotriage.experiments.power import scans_for_half_width
 
 __all__ = ["STUDY_PRESETS", "StudyPreset", "split_plan", "study_preset"]
@@ -88,6 +94,7 @@ def _tiny() -> StudyConfig:
         ArmConfig(name="recon_x1", domain="recon", view_factor=1),
         ArmConfig(name="recon_x4", domain="recon", view_factor=4),
         ArmConfig(name="windowed_x1", domain="windowed", view_factor=1),
+        *learned_arms((1, 4)),
     )
     return StudyConfig(
         name="tiny smoke study", data_preset="tiny", n_studies=24, seed=0, seeds=(0, 1),
@@ -102,12 +109,14 @@ def _tiny() -> StudyConfig:
 
 def quick_arms() -> tuple[ArmConfig, ...]:
     """The arms of the quick preset (sinograms at factors 4 and 16, reconstructions at 1, 4,
-    16, windowed at 1 and 16)."""
+    16, windowed at 1 and 16; learnable windows at 1 from both starts, learned FBP at 1, 4,
+    16)."""
     return (
         sinogram_arm(4),
         sinogram_arm(16),
         *(ArmConfig(name=f"recon_x{f}", domain="recon", view_factor=f) for f in (1, 4, 16)),
         *(ArmConfig(name=f"windowed_x{f}", domain="windowed", view_factor=f) for f in (1, 16)),
+        *learned_arms((1, 4, 16)),
     )
 
 
@@ -149,6 +158,7 @@ def _curve() -> StudyConfig:
         sinogram_arm(4),
         ArmConfig(name="recon_x1", domain="recon", view_factor=1),
         ArmConfig(name="windowed_x1", domain="windowed", view_factor=1),
+        *learned_arms((1, 4)),
     )
     return StudyConfig(
         name="data-scaling curve (CPU)", data_preset="tiny", difficulty="easy", n_studies=n,

@@ -12,6 +12,8 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from sinotriage.experiments.learned import learned_markdown
+
 Column = tuple[str, str, str]
 
 #: the main table, one row per arm at the main training size: (title, key, format)
@@ -67,6 +69,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
               "per-seed 95% DeLong intervals)"),
     ("example", "An example test study as each arm sees it"),
     ("queue", "Reading-queue simulation: waits of positive studies"),
+    ("learned_windows", "Learned windows against the clinical brain, subdural and bone windows"),
+    ("learned_filter", "Learned reconstruction filters against the ramp and the ramp x Hann start"),
 )
 
 
@@ -230,6 +234,9 @@ def render_markdown(results: Mapping[str, Any], config_yaml: str = "") -> str:
             out.append("")
             out.append(f"*{caption}.*")
             out.append("")
+    section = learned_markdown(results["arms"])
+    if section:
+        out += [section]
     queue = results.get("queue")
     if queue:
         out += ["## Reading-queue simulation", "", queue["description"], "", queue["table"], ""]
@@ -322,6 +329,12 @@ def render_html(
             data = base64.b64encode(images[key]).decode("ascii")
             parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{esc(caption)}.</figcaption></figure>")
+    section = learned_markdown(results["arms"])
+    if section:
+        lines = section.splitlines()
+        parts += [f"<h2>{esc(lines[0].lstrip('# '))}</h2>", f"<p>{esc(lines[2])}</p>",
+                  _md_table_to_html(section)]
+        parts += [f"<p>{esc(ln)}</p>" for ln in lines[3:] if ln and not ln.startswith("|")]
     queue = results.get("queue")
     if queue:
         parts += ["<h2>Reading-queue simulation</h2>", f"<p>{esc(queue['description'])}</p>",

@@ -63,6 +63,7 @@ def run_arm(job: ArmJob, trainer: Trainer, out: Path) -> dict[str, Any]:
         "view_factor": job.arm.view_factor,
         "model": job.model,
         "windows": list(job.arm.windows) if job.arm.domain == "windowed" else None,
+        "learned": output.extra.get("learned"),
         **arm_metrics(pred, cfg.operating_sensitivity, cfg.fixed_specificity, cfg.alpha),
         "train_seconds": seconds,
         "epochs": output.epochs,

@@ -60,6 +60,7 @@ def summarize_arms(config: StudyConfig, runs: Mapping[str, Mapping[str, Any]],
         entry: dict[str, Any] = {
             "domain": arm.domain, "views": first["views"], "view_factor": arm.view_factor,
             "model": first["model"], "windows": first.get("windows"),
+            "learned": first.get("learned"),  # learned windows / filter of the first seed
             "training": config.training_for(arm),
             "seeds": {str(seed): {"auc": r["auc"], "auc_ci": r["auc_ci"],
                                   "delta_auc_vs_reference": r.get("delta_auc_vs_reference"),

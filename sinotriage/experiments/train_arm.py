@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sinotriage.experiments.jobs import ArmJob, ArmOutput
+from sinotriage.experiments.learned import LEARNED_DOMAINS
 
 
 def train_config(job: ArmJob) -> Any:
@@ -33,9 +34,15 @@ def train_arm(job: ArmJob) -> ArmOutput:
         [*parts[0].labels, *parts[1].labels], [*parts[0].scores, *parts[1].scores],
         parts[0].label_names,
     )
+    extra: dict[str, Any] = {}
+    if job.arm.domain in LEARNED_DOMAINS:
+        from sinotriage.models.learned_fbp import learned_parameters
+        from sinotriage.training import load_model
+
+        extra["learned"] = learned_parameters(load_model(result.best_checkpoint)[0])
     return ArmOutput(merged, epochs=len(result.history),
                      best_val_auc=result.val_metrics.get("val_auc"),
-                     checkpoint=str(result.best_checkpoint))
+                     checkpoint=str(result.best_checkpoint), extra=extra)
 
 
 __all__ = ["train_arm", "train_config"]

@@ -25,6 +25,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sinotriage.models.slice_fusion",
     "sinotriage.models.radnet",
     "sinotriage.models.sino_cnn",
+    "sinotriage.models.learned_fbp",
 )
 
 #: the input domains a model is meant for (documentation only; every model takes any tensor)
@@ -169,7 +170,10 @@ def create(
         2 (one slice) or 3 (a stack of slices), where the model supports it.
     **kwargs
         Model-specific options (see each builder's docstring), e.g. ``checkpointing=True``,
-        ``pretrained_path=...``, ``freeze_backbone=True``.
+        ``pretrained_path=...``, ``freeze_backbone=True``. Every model also takes
+        ``window=``: a learnable window (:func:`sinotriage.models.learned_window.window_layer`:
+        names, ``(level, width)`` pairs in HU, or a mapping of its arguments) in front of it;
+        ``in_channels`` then counts the HU channels and the model sees ``in_channels * K``.
 
     Returns
     -------
@@ -195,6 +199,7 @@ def create(
             f"model {name!r} supports spatial_dims in {list(s.spatial_dims)}, got {spatial_dims!r}"
         )
     params = inspect.signature(s.builder).parameters
+    window = None if "window" in params else kwargs.pop("window", None)
     accepted = [p for p in params if p not in ("in_channels", "num_classes", "spatial_dims")]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -202,6 +207,13 @@ def create(
             f"model {name!r} got unexpected option(s) {unknown}; it accepts: {', '.join(accepted)}"
         )
     options = {**s.defaults, **kwargs}
+    if window is not None:
+        from sinotriage.models.learned_window import WindowedModel, window_layer
+
+        layer = window_layer(window)
+        net = s.builder(in_channels=in_channels * layer.k, num_classes=num_classes,
+                        spatial_dims=spatial_dims, **options)
+        return WindowedModel(layer, net)
     return s.builder(
         in_channels=in_channels, num_classes=num_classes, spatial_dims=spatial_dims, **options
     )

@@ -45,15 +45,15 @@ def lr_find(config: TrainConfig, start_lr: float = 1e-6, end_lr: float = 1.0,
     """
     from torch.utils.data import DataLoader
 
-    from sinotriage.training.engine import (
-        _autocast,
-        _loss,
-        _make_optimizer,
+    from sinotriage.training.batch import (
+        autocast,
         build_model,
+        compute_loss,
         forward_batch,
         make_dataset,
         prepare_batch,
     )
+    from sinotriage.training.engine import _make_optimizer
 
     if not 0 < start_lr < end_lr:
         raise InputError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
@@ -74,11 +74,11 @@ def lr_find(config: TrainConfig, start_lr: float = 1e-6, end_lr: float = 1.0,
         for batch in loader:
             lr = start_lr * factor ** step
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("peak_lr", config.lr) / config.lr
             x = prepare_batch(batch["image"].to(device), config, config.image_size)
-            with _autocast(config, device):
+            with autocast(config, device):
                 logits, y, aux = forward_batch(model, x, batch, config)
-            loss = _loss(config, logits, y, aux)
+            loss = compute_loss(config, logits, y, aux)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -14,27 +14,33 @@ transforms (``RandFlipd``, ``RandAffined``, ...).
 from __future__ import annotations
 
 from sinotriage.transforms.array import (
+    BinDetectors,
     BrainCoverageFilter,
     CenterCropSlices,
     HistEqualize,
     MultiWindow,
     ResizeSlices,
+    ScaleHU,
     SliceAverage,
     StackAdjacent,
     Window,
 )
 from sinotriage.transforms.dictionary import (
+    BinDetectorsd,
     BrainCoverageFilterd,
     CenterCropSlicesd,
     HistEqualized,
     MultiWindowd,
     ResizeSlicesd,
+    ScaleHUd,
     SliceAveraged,
     StackAdjacentd,
     Windowd,
 )
 
 __all__ = [
+    "BinDetectors",
+    "BinDetectorsd",
     "BrainCoverageFilter",
     "BrainCoverageFilterd",
     "CenterCropSlices",
@@ -45,6 +51,8 @@ __all__ = [
     "MultiWindowd",
     "ResizeSlices",
     "ResizeSlicesd",
+    "ScaleHU",
+    "ScaleHUd",
     "SliceAverage",
     "SliceAveraged",
     "StackAdjacent",

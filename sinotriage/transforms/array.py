@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.transforms import Transform
+from monai.transforms import ScaleIntensityRange, Transform
 
 from sinotriage import windowing as W
+from sinotriage.operators.subsampling import bin_channels
 
 __all__ = [
     "Window",
@@ -25,6 +26,8 @@ __all__ = [
     "ResizeSlices",
     "CenterCropSlices",
     "StackAdjacent",
+    "ScaleHU",
+    "BinDetectors",
 ]
 
 
@@ -140,15 +143,62 @@ class BrainCoverageFilter(Transform):
 
 
 class ResizeSlices(Transform):
-    """Resize the last two (in-plane) axes to ``size`` (see :func:`sinotriage.windowing.resize`)."""
+    """Resize the last two (in-plane) axes to ``size`` (see :func:`sinotriage.windowing.resize`).
 
-    def __init__(self, size: int | Sequence[int], mode: str = "bilinear") -> None:
+    It acts on the trailing axes only, so it applies to one item ``(C, ...)`` or to a batch
+    ``(B, C, ...)`` alike. ``antialias`` low-pass filters when shrinking (bilinear/bicubic).
+    """
+
+    def __init__(self, size: int | Sequence[int], mode: str = "bilinear", *,
+                 antialias: bool = False) -> None:
         W._check_name(mode, W._RESIZE_MODES, "resize mode")
-        self.size, self.mode = W._size_pair(size, "size"), mode
+        self.size, self.mode, self.antialias = W._size_pair(size, "size"), mode, bool(antialias)
 
     def __call__(self, img: Any) -> Any:
         _check_channel_first(img, 3, "ResizeSlices")
-        return W.resize(img, self.size, mode=self.mode)
+        return W.resize(img, self.size, mode=self.mode, antialias=self.antialias)
+
+
+class ScaleHU(ScaleIntensityRange):
+    """Hounsfield units to model units: ``hu / scale`` (water 0, air -1 for ``scale=1000``).
+
+    MONAI's ``ScaleIntensityRange(a_min=0, a_max=scale, b_min=0, b_max=1)`` without clipping;
+    the output has the input's kind (a plain tensor for a tensor, not a ``MetaTensor``). Any
+    shape: items and batches alike.
+    """
+
+    def __init__(self, scale: float = 1000.0) -> None:
+        if not float(scale) > 0:
+            raise ValueError(f"scale must be > 0 HU, got {scale}")
+        super().__init__(a_min=0.0, a_max=float(scale), b_min=0.0, b_max=1.0, clip=False)
+        self.scale = float(scale)
+
+    def __call__(self, img: Any) -> Any:  # type: ignore[override]
+        out = super().__call__(img)
+        if isinstance(img, np.ndarray):
+            return np.asarray(out.as_tensor() if hasattr(out, "as_tensor") else out)
+        return out.as_tensor() if hasattr(out, "as_tensor") else out
+
+
+class BinDetectors(Transform):
+    """Mean of each run of ``factor`` adjacent detector channels (the last axis) of sinograms.
+
+    ``(..., V, C) -> (..., V, C // factor)``, the array part of
+    :func:`sinotriage.operators.subsample_detectors` (remainder channels dropped); items and
+    batches alike.
+    """
+
+    def __init__(self, factor: int) -> None:
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
+        self.factor = factor
+
+    def __call__(self, img: Any) -> Any:
+        if self.factor == 1:
+            return img
+        if isinstance(img, np.ndarray):
+            return bin_channels(torch.from_numpy(img), self.factor).numpy()
+        return bin_channels(img, self.factor)
 
 
 class CenterCropSlices(Transform):

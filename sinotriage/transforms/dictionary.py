@@ -26,6 +26,8 @@ __all__ = [
     "ResizeSlicesd",
     "CenterCropSlicesd",
     "StackAdjacentd",
+    "ScaleHUd",
+    "BinDetectorsd",
 ]
 
 
@@ -106,9 +108,26 @@ class ResizeSlicesd(_Mapped):
     """Dictionary form of :class:`~sinotriage.transforms.array.ResizeSlices`."""
 
     def __init__(self, keys: KeysCollection, size: int | Sequence[int], mode: str = "bilinear",
+                 allow_missing_keys: bool = False, *, antialias: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = A.ResizeSlices(size, mode, antialias=antialias)
+
+
+class ScaleHUd(_Mapped):
+    """Dictionary form of :class:`~sinotriage.transforms.array.ScaleHU`."""
+
+    def __init__(self, keys: KeysCollection, scale: float = 1000.0,
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.transform = A.ResizeSlices(size, mode)
+        self.transform = A.ScaleHU(scale)
+
+
+class BinDetectorsd(_Mapped):
+    """Dictionary form of :class:`~sinotriage.transforms.array.BinDetectors`."""
+
+    def __init__(self, keys: KeysCollection, factor: int, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = A.BinDetectors(factor)
 
 
 class CenterCropSlicesd(_Mapped):
