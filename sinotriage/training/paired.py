@@ -112,7 +112,7 @@ class PairedDataset(Dataset):
         """(K, ...) input of slice ``s`` of the twin of study ``sid`` in the arm's domain."""
         cfg = self.config
         if cfg.domain == "sinogram":
-            return self.base._to_image(self._views(self._read(sid, "sinogram_normal")[s:s + 1]))[0]
+            return self._as_item(self._views(self._read(sid, "sinogram_normal")[s:s + 1]))
         if cfg.views is None and cfg.domain in ("hu", "windowed"):
             hu = self._read(sid, "hu_normal")[s:s + 1].astype(np.float32)
         else:
@@ -125,7 +125,14 @@ class PairedDataset(Dataset):
             mu_water = float(self.store.attrs.get("mu_water", MU_WATER))
             with torch.no_grad():
                 hu = np.rint(mu_to_hu(fbp(sub.contiguous(), g2), mu_water=mu_water).numpy())
-        return self.base._to_image(hu)[0]
+        return self._as_item(hu)
+
+    def _as_item(self, arr: Any) -> torch.Tensor:
+        """One stored slice ``(1, ...)`` -> the item image, through the base dataset's transform."""
+        image = self.base._to_image(np.asarray(arr), scan=False)
+        if self.base.transform is not None:
+            image = self.base.transform({"image": image})["image"]
+        return image
 
     def _read(self, sid: str, name: str) -> np.ndarray:
         key = (sid, name)
