@@ -171,8 +171,13 @@ def test_compare_cli_runs_and_resumes(tmp_path, store60, monkeypatch) -> None:
     assert len(trainer.runs) == 6 and "3 arms" in res.output and "2 seeds" in res.output
     results = json.loads((out / "results.json").read_text())
     assert repr(results["arms"]["sino_x4"]["auc"]) in res.output
+    logged = CliRunner().invoke(app, [a for a in args if a != "--no-progress"]
+                                + ["--out", str(tmp_path / "logged")])
+    assert logged.exit_code == 0, logged.output  # off a terminal: one plain line per run
+    assert [ln.split("]")[0] for ln in logged.output.splitlines() if ln.startswith("[")][-6:] == [
+        f"[{k}/6" for k in range(1, 7)]
     res = CliRunner().invoke(app, args)  # a rerun reuses every run
-    assert res.exit_code == 0 and len(trainer.runs) == 6
+    assert res.exit_code == 0 and len(trainer.runs) == 12
     res = CliRunner().invoke(app, [*args, "--workers", "2", "--scheduler", "tcp://x:1"])
     assert res.exit_code == 2 and "not both" in res.output
     res = CliRunner().invoke(app, ["compare", "--out", str(out), "--preset", "huge"])

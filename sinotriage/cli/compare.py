@@ -49,7 +49,7 @@ def compare(
     and the figures."""
     with user_errors():
         from sinotriage.experiments import load_study_config, rerender, run_study, study_preset
-        from sinotriage.progress import progress_bar
+        from sinotriage.progress import progress_bar, wants_bars
 
         if report_only:
             results = rerender(out)
@@ -76,7 +76,12 @@ def compare(
                 from sinotriage.experiments.cluster import local_cluster
 
                 cluster = stack.enter_context(local_cluster(workers))
-            bar = stack.enter_context(progress_bar("runs", n_runs, enabled=None if progress else False))
+            if progress and not wants_bars():  # a log: one plain line per finished run
+                def bar(done: int, total: int, text: str = "") -> None:
+                    console.print(f"[{done}/{total}] {text}", markup=False, highlight=False)
+            else:
+                bar = stack.enter_context(progress_bar("runs", n_runs,
+                                                       enabled=None if progress else False))
             results = run_study(cfg, out, store=store, device=device, workers=data_workers,
                                 progress=bar, data_progress=progress and console.is_terminal,
                                 cluster=cluster)
