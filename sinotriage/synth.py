@@ -278,12 +278,7 @@ def synthesize(
     backend = resolve_backend(device, backend)
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    try:
-        p = get_preset(preset)
-    except InputError:
-        raise
-    except ValueError as exc:  # an unknown preset name is the user's input
-        raise InputError(str(exc)) from None
+    p = get_preset(preset)  # an unknown name is an InputError
     photons = float(p.photons if photons is None else photons)
     if not np.isfinite(photons) or photons <= 0:
         raise InputError(f"photons must be a positive number, got {photons!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ def compare(
     workers: int = typer.Option(
         0, "--workers", min=0,
         help="Train the runs on a local dask cluster of this many 1-thread worker processes "
-             "(0: one after the other in this process).",
+             "(0: the study's run_workers on the CPU - 2 for the quick preset - or one after "
+             "the other in this process).",
     ),
     scheduler: str | None = typer.Option(
         None, "--scheduler",
@@ -67,6 +69,9 @@ def compare(
         if config is not None:
             cfg = load_study_config(config, base=cfg)
         n_runs = len(cfg.arms) * len(cfg.seeds) * max(1, len(cfg.train_sizes))
+        if not workers and scheduler is None and device == "cpu" and n_runs > 1:
+            workers = min(cfg.run_workers, os.cpu_count() or 1, n_runs)
+            workers = workers if workers > 1 else 0
         console.print(f"study [bold]{cfg.name}[/]: {len(cfg.arms)} arms "
                       f"({', '.join(a.name for a in cfg.arms)}) x {len(cfg.seeds)} seeds x "
                       f"{max(1, len(cfg.train_sizes))} sizes = {n_runs} runs -> {out}")

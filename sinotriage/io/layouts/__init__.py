@@ -176,12 +176,7 @@ def ingest(
     from sinotriage.presets import get_preset
 
     check_workers(workers, scheduler)
-    try:
-        p = get_preset(preset)
-    except InputError:
-        raise
-    except ValueError as exc:  # an unknown preset name is the user's input
-        raise InputError(str(exc)) from None
+    p = get_preset(preset)  # an unknown name is an InputError
     backend = resolve_backend(device, backend)
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
