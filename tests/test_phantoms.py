@@ -155,7 +155,8 @@ def test_prevalence_decides_abnormal() -> None:
 def test_deterministic_per_seed() -> None:
     a, b = _small(11), _small(11)
     for name in ("hu", "tissues", "mask", "labels"):
-        assert getattr(a, name).tobytes() == getattr(b, name).tobytes()
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name,
+                                      strict=True)
     assert a.settings == b.settings
     assert json.loads(json.dumps(a.settings)) == a.settings  # JSON-able for store attributes
     c = _small(12)

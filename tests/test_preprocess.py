@@ -136,7 +136,8 @@ def test_local_cluster_equals_single_process(tiny_store, tmp_path):
     assert store.study_ids() == ids
     for sid in ids:  # synth: the session store was built in one process with the same seed
         for name in ("hu", "sinogram", "tissues", "mask", "labels"):
-            assert store.read(sid, name).tobytes() == tiny_store.read(sid, name).tobytes()
+            np.testing.assert_array_equal(store.read(sid, name), tiny_store.read(sid, name),
+                                          err_msg=f"{sid} {name}", strict=True)
     single = _copy(tiny_store, tmp_path, "single.zarr", keep=ids)
     for sid in ids:
         pre_mod.preprocess_study(sid, path=str(single.path), views=[123, 61], photons=1e5)
@@ -144,7 +145,7 @@ def test_local_cluster_equals_single_process(tiny_store, tmp_path):
             for name in ("sinogram", "recon"):
                 a = store.read(sid, name, views=v, photons=1e5)
                 b = single.read(sid, name, views=v, photons=1e5)
-                assert a.tobytes() == b.tobytes(), (sid, v, name)
+                np.testing.assert_array_equal(a, b, err_msg=f"{sid} {v} {name}", strict=True)
 
 
 def test_extra_noise_is_seeded_poisson(tiny_store, tmp_path):

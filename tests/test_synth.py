@@ -34,7 +34,9 @@ def _assert_same_studies(a, b, ids) -> None:
         for name in ARRAYS:
             x, y = a.read(sid, name), b.read(sid, name)
             assert x.dtype == y.dtype and x.shape == y.shape, (sid, name)
-            assert x.tobytes() == y.tobytes(), (sid, name)
+            np.testing.assert_array_equal(x, y, err_msg=f"{sid} {name}", strict=True)
+            same_bytes = x.tobytes() == y.tobytes()  # also -0.0 vs 0.0, NaN payloads
+            assert same_bytes, f"{sid} {name}: equal values, other bytes"
 
 
 def _chunk_files(path: Path, sid: str) -> dict[str, bytes]:

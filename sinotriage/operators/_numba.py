@@ -4,7 +4,9 @@ The same Joseph projector as :mod:`sinotriage.operators._torch` (so the two back
 to rounding), its exact transpose, and the pixel-driven parallel FBP backprojection. The
 batch is the innermost (contiguous) axis: indices and weights are computed once per
 sample and reused for every slice of the batch. Kernels are compiled on first use and
-cached on disk.
+cached on disk. They are compiled without ``fastmath``: with it, a kernel compiled in this
+process and one loaded from numba's disk cache gave results differing in the last bit, so
+the same call depended on whether the cache was warm.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def _kernels() -> dict[str, object]:
                             for b in range(nb):
                                 o_[k, i0 + 1, b] += w * sino[r, b]
 
-    @njit(parallel=True, fastmath=True, cache=True)
+    @njit(parallel=True, fastmath=False, cache=True)
     def parallel_bp(q, cs, sn, u0, du, n, d, weight, tile, out):  # q (V, M, B), out (N, N, B)
         # one tile x tile block of pixels per iteration, all views: the block's accumulator
         # stays in L2 and each view reads only the few channels the block projects onto
@@ -160,7 +162,7 @@ def _kernels() -> dict[str, object]:
                     for b in range(nb):
                         out[i, j, b] = acc[i - i_lo, j - j_lo, b] * weight
 
-    @njit(parallel=True, fastmath=True, cache=True)
+    @njit(parallel=True, fastmath=False, cache=True)
     def rebin(p, kc, w16, kv, fold, out):  # p (B, V, C) -> out (B, V', M)
         # w16[n, 4 a + c] = wv[n, a] wc[n, c]: the 4 x 4 taps of output channel n; rows wrap
         # around the turn by a compare instead of an integer modulo
@@ -200,7 +202,7 @@ def _kernels() -> dict[str, object]:
                     acc = 0.5 * (acc + acc2)
                 out[b, j, n] = acc
 
-    @njit(parallel=True, fastmath=True, cache=True)
+    @njit(parallel=True, fastmath=False, cache=True)
     def parallel_bp_adj(img, cs, sn, u0, du, n, d, weight, out):  # img (N, N, B) -> out (V, M, B)
         nv, m, nb = out.shape
         h = (n - 1) / 2.0
@@ -219,7 +221,7 @@ def _kernels() -> dict[str, object]:
                             out[k, i0, b] += gv - f * gv
                             out[k, i0 + 1, b] += f * gv
 
-    @njit(parallel=True, fastmath=True, cache=True)
+    @njit(parallel=True, fastmath=False, cache=True)
     def rebin_adj(g, kc, wc, kv, wv, fold, out):  # g (B, V', M) -> out (B, V, C), zeroed
         nb, nv, nc = out.shape
         m = g.shape[2]
