@@ -132,11 +132,12 @@ class _WithThreads:
     def __call__(self, item: Any) -> Any:
         import torch
 
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
         numba = sys.modules.get("numba")
         if numba is not None and numba.get_num_threads() != self.threads:
+            # first: starting numba's OpenMP pool resets the thread's OpenMP count (torch's)
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         return self.fn(item)
 
 

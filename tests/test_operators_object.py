@@ -196,3 +196,26 @@ def test_fastest_is_opt_in_and_reports_its_choice(caplog):
     assert set(report["fbp"]["seconds"]) == set(candidates("fbp", g, x.device))
     assert report["fbp"]["backend"] in report["fbp"]["seconds"]
     forget_fastest()
+
+
+def test_numba_kernels_leave_torch_thread_count_alone():
+    """The first numba kernel of a process starts numba's OpenMP pool, which resets the
+    thread's OpenMP count that torch reads: a process held at one torch thread (a dask
+    worker) then ran torch on every core, oversubscribing the CPU. Fresh process: the pool
+    must not have started yet."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from sinotriage.geometry import sinoct\n"
+        "from sinotriage.operators import fbp\n"
+        "fbp(torch.rand(2, 24, 40), sinoct(16, 24, 40), backend='numba')\n"
+        "print(torch.get_num_threads())\n")
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1"]

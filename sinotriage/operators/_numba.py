@@ -256,8 +256,18 @@ def _kernels() -> dict[str, object]:
 
 
 def _set_threads() -> int:
-    nt = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    """Run numba's kernels on as many threads as torch's intra-op pool, and leave torch's as is.
+
+    The first ``numba.set_num_threads`` starts numba's OpenMP pool, which sets the calling
+    thread's OpenMP thread count to ``NUMBA_NUM_THREADS``; torch reads its intra-op count from
+    the same setting, so a process held at one torch thread (a dask worker, ``preprocess``)
+    silently ran torch on every core afterwards.
+    """
+    torch_threads = torch.get_num_threads()
+    nt = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(nt)
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
     return nt
 
 
