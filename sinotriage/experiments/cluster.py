@@ -39,12 +39,13 @@ Finished = Callable[[str, "dict[str, Any] | None", "str | None"], None]
 def local_cluster(n_workers: int) -> Iterator[Any]:
     """A dask ``Client`` on a new local cluster of ``n_workers`` processes, 1 thread each;
     both are closed on exit."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from sinotriage.parallel import new_local_cluster
 
     if n_workers < 1:
         raise InputError(f"n_workers must be at least 1, got {n_workers}")
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=":0") as cluster, Client(cluster) as client:
+    with new_local_cluster(n_workers, dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 
