@@ -400,10 +400,11 @@ def _meta(args) -> dict:
 
 def _targets_markdown(t: dict, meta: dict) -> str:
     sp = t["fan_fbp_split_s"]
+    loaded = meta["load_average"][0] > meta["cpu_count"]
+    note = (" (more runnable jobs than CPUs: absolute times are pessimistic)" if loaded else "")
     lines = ["## Targets", "",
              f"Run {meta['time']} on {meta['cpu_count']} CPUs, {meta['threads']} threads, load "
-             f"average {', '.join(f'{x:.1f}' for x in meta['load_average'])} (a shared, loaded "
-             "machine: absolute times are pessimistic).", "",
+             f"average {', '.join(f'{x:.1f}' for x in meta['load_average'])}{note}.", "",
              "| SinoCT fan FBP, 512 px, batch 32 (numba) | s per batch | share |",
              "|---|---:|---:|"]
     for k in ("rebin", "filter", "backprojection", "other (checks, copies)", "fbp"):
