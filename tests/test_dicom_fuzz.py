@@ -56,7 +56,7 @@ from sinotriage.io.dicom_header import HEADER_ALLOWANCE
 CAP = 2**20  # max_pixel_bytes of the fuzz: 512 x 512 float32
 PEAK_LIMIT = 3 * CAP + HEADER_ALLOWANCE + 4 * 2**20
 SECONDS = 10.0
-DEFAULT_EXAMPLES = 120
+DEFAULT_EXAMPLES = 300
 
 #: pydicom test files that ship with the package (checked to exist offline)
 REAL = ("CT_small.dcm", "MR_small.dcm", "badVR.dcm", "rtdose_1frame.dcm", "image_dfl.dcm",
