@@ -19,7 +19,6 @@ redoes the failed ones).
 from __future__ import annotations
 
 import logging
-import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -128,7 +127,10 @@ _WORKER_ENVIRON = {
 
 
 class _WithThreads:
-    """Picklable wrapper that caps torch's intra-op threads in the worker before each task."""
+    """Picklable wrapper that caps torch's intra-op threads in the worker before each task.
+
+    The numba kernels follow torch's count: they set numba's before every call and leave
+    torch's as it was (``sinotriage.operators._numba``)."""
 
     def __init__(self, fn: Callable[[Any], Any], threads: int) -> None:
         self.fn = fn
@@ -137,10 +139,6 @@ class _WithThreads:
     def __call__(self, item: Any) -> Any:
         import torch
 
-        numba = sys.modules.get("numba")
-        if numba is not None and numba.get_num_threads() != self.threads:
-            # first: starting numba's OpenMP pool resets the thread's OpenMP count (torch's)
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         return self.fn(item)
