@@ -34,6 +34,24 @@ def test_train_fields_of_the_learned_domains() -> None:
         train_fields("recon", (), "densenet_slim", {})
 
 
+def test_window_options_reach_the_window_layer() -> None:
+    """``model_kwargs["window_options"]`` sets the window layer's own arguments (its learning
+    rates here) on both learned domains, with the arm's start as ``init``."""
+    from sinotriage import models
+    from sinotriage.models.learned_window import LearnableWindow
+
+    kwargs = {"window": [[0, 2000]], "window_options": {"log_width_lr": 0.1, "level_lr": 10.0}}
+    win = train_fields("learned_window", ("brain",), "densenet_slim", kwargs)
+    spec = {"init": [[0, 2000]], "log_width_lr": 0.1, "level_lr": 10.0}
+    assert win["model_options"] == {"window": spec}
+    assert train_fields("learned", ("brain",), "densenet_slim", kwargs)["model_options"] == {
+        "image_model": "densenet_slim", "window": spec}
+    net = models.create("densenet_slim", in_channels=1, num_classes=1, **win["model_options"])
+    layer = next(m for m in net.modules() if isinstance(m, LearnableWindow))
+    assert layer.windows() == [(0.0, pytest.approx(2000.0))]
+    assert (layer.level_lr, layer.log_width_lr) == (10.0, 0.1)
+
+
 @pytest.mark.slow
 def test_tiny_preset_runs_the_learned_arms_end_to_end(tmp_path) -> None:
     """The tiny preset's learned arms (and the reference arm) through synthesis, training,

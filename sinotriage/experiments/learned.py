@@ -44,11 +44,16 @@ def train_fields(domain: str, windows: Any, image_model: str,
     """The TrainConfig fields of a learned arm (``domain``, ``model``, ``model_options``).
 
     ``windows`` (names, or ``(level, width)`` pairs in HU) start the learnable window unless
-    ``model_kwargs`` has a ``window`` of its own.
+    ``model_kwargs`` has a ``window`` of its own. ``model_kwargs["window_options"]`` (a mapping of
+    :class:`~sinotriage.models.learned_window.LearnableWindow` arguments, e.g. ``{"log_width_lr":
+    0.1}``) goes to the window layer with the start.
     """
     options = dict(model_kwargs)
     window = options.pop("window", None)
-    start = [list(w) if not isinstance(w, str) else w for w in (window or windows)]
+    window_options = dict(options.pop("window_options", None) or {})
+    start: Any = [list(w) if not isinstance(w, str) else w for w in (window or windows)]
+    if window_options:
+        start = {"init": start, **window_options}
     if domain == "learned_window":
         return {"domain": "recon", "model": image_model,
                 "model_options": {**options, "window": start}}
