@@ -43,6 +43,20 @@ def test_logits_are_invariant_to_view_shifts_by_the_pooling_stride(name: str, po
     assert torch.equal(out.logits, ref)
 
 
+@pytest.mark.parametrize("name", ["sino_cnn", "sino_viewconv", "sino_net"])
+def test_zero_view_padding_breaks_the_invariance(name: str) -> None:
+    """The ablation's ``view_padding="zeros"`` pads the views like an image: the seam at view 0
+    moves with the object, so a shift by the pooling stride changes the logits (beyond 1e-4),
+    while the default circular padding keeps them (the test above)."""
+    torch.manual_seed(0)
+    net = models.create(name, view_padding="zeros").eval()
+    x = torch.randn(2, 1, 64, 37)
+    with torch.no_grad():
+        ref = net(x)
+        assert ref.shape == (2, 1)
+        assert not torch.allclose(net(torch.roll(x, 8, dims=-2)), ref, atol=1e-4)
+
+
 def test_max_pooling_keeps_a_small_lesion_signal_that_mean_pooling_dilutes() -> None:
     """A feature that fires on 2 % of the positions: max/top-k pool it at full strength, the
     mean at 2 %."""
@@ -58,6 +72,8 @@ def test_max_pooling_keeps_a_small_lesion_signal_that_mean_pooling_dilutes() -> 
 def test_bad_options_are_named() -> None:
     with pytest.raises(ValueError, match="pooling must be one of"):
         models.create("sino_cnn", pooling="sum")
+    with pytest.raises(ValueError, match="view_padding must be one of"):
+        models.create("sino_cnn", view_padding="reflect")
     with pytest.raises(ValueError, match="topk_fraction"):
         models.create("sino_cnn", topk_fraction=0.0)
     with pytest.raises(ValueError, match="band_head=True"):

@@ -43,10 +43,12 @@ from torch import nn
 
 from sinotriage.models._registry import register
 
-__all__ = ["POOLINGS", "SinoCNN", "SinoOutput", "circular_view_pad"]
+__all__ = ["POOLINGS", "VIEW_PADDINGS", "SinoCNN", "SinoOutput", "circular_view_pad"]
 
 #: global pooling choices
 POOLINGS: tuple[str, ...] = ("max", "topk", "attention", "mean")
+#: padding of the view axis: periodic (a full turn), or zeros as for an image (the ablation)
+VIEW_PADDINGS: tuple[str, ...] = ("circular", "zeros")
 _TRUNKS = ("conv", "viewconv", "sinonet")
 
 
@@ -72,30 +74,37 @@ def circular_view_pad(x: torch.Tensor, views: int, channels: int) -> torch.Tenso
 
 
 class _CircConv(nn.Module):
-    """Convolution ``(kv, kc)`` with circular view padding and zero channel padding ("same")."""
+    """Convolution ``(kv, kc)`` with circular (or zero) view padding and zero channel padding
+    ("same")."""
 
-    def __init__(self, c_in: int, c_out: int, kv: int, kc: int) -> None:
+    def __init__(self, c_in: int, c_out: int, kv: int, kc: int,
+                 view_padding: str = "circular") -> None:
         super().__init__()
         self.pad = (kv // 2, kc // 2)
+        self.circular = view_padding == "circular"
         self.conv = nn.Conv2d(c_in, c_out, (kv, kc))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(circular_view_pad(x, *self.pad))
+        if self.circular:
+            return self.conv(circular_view_pad(x, *self.pad))
+        return self.conv(F.pad(x, (self.pad[1], self.pad[1], self.pad[0], self.pad[0])))
 
 
-def _unit(c_in: int, c_out: int, kv: int, kc: int) -> nn.Sequential:
-    return nn.Sequential(_CircConv(c_in, c_out, kv, kc), nn.InstanceNorm2d(c_out, affine=True),
-                         nn.ReLU(inplace=True))
+def _unit(c_in: int, c_out: int, kv: int, kc: int, view_padding: str = "circular"
+          ) -> nn.Sequential:
+    return nn.Sequential(_CircConv(c_in, c_out, kv, kc, view_padding),
+                         nn.InstanceNorm2d(c_out, affine=True), nn.ReLU(inplace=True))
 
 
 class _Stem(nn.Module):
     """SinoNet-like stem: 1x7 (detector), 7x1 (views) and 3x3 kernels side by side."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, view_padding: str = "circular") -> None:
         super().__init__()
         a = c_out // 3
-        self.branches = nn.ModuleList([_unit(c_in, a, 1, 7), _unit(c_in, a, 7, 1),
-                                       _unit(c_in, c_out - 2 * a, 3, 3)])
+        self.branches = nn.ModuleList([_unit(c_in, a, 1, 7, view_padding),
+                                       _unit(c_in, a, 7, 1, view_padding),
+                                       _unit(c_in, c_out - 2 * a, 3, 3, view_padding)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([b(x) for b in self.branches], dim=1)
@@ -145,6 +154,9 @@ class SinoCNN(nn.Module):
         Dropout before the linear layer.
     band_head : bool
         Add the per-pixel band head (``forward(x, return_band=True)``).
+    view_padding : {"circular", "zeros"}
+        Padding of the view axis: periodic (the default, right for a full turn), or zeros as
+        an image network would pad (for the ablation).
 
     Input ``(B, K, V, C)``; output ``(B, num_classes)`` logits, or :class:`SinoOutput` with
     ``return_band=True``.
@@ -152,8 +164,11 @@ class SinoCNN(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (16, 32, 64, 64),
                  trunk: str = "conv", pooling: str = "max", topk_fraction: float = 0.03,
-                 dropout: float = 0.0, band_head: bool = False) -> None:
+                 dropout: float = 0.0, band_head: bool = False,
+                 view_padding: str = "circular") -> None:
         super().__init__()
+        if view_padding not in VIEW_PADDINGS:
+            raise ValueError(f"view_padding must be one of {VIEW_PADDINGS}, got {view_padding!r}")
         if trunk not in _TRUNKS:
             raise ValueError(f"trunk must be one of {_TRUNKS}, got {trunk!r}")
         if pooling not in POOLINGS:
@@ -167,12 +182,13 @@ class SinoCNN(nn.Module):
         blocks = []
         c = in_channels
         for i, w in enumerate(widths):
+            pad = view_padding
             if trunk == "viewconv":
-                blocks.append(nn.Sequential(_unit(c, w, 1, 5), _unit(w, w, 3, 1)))
+                blocks.append(nn.Sequential(_unit(c, w, 1, 5, pad), _unit(w, w, 3, 1, pad)))
             elif trunk == "sinonet" and i == 0:
-                blocks.append(nn.Sequential(_Stem(c, w), _unit(w, w, 3, 3)))
+                blocks.append(nn.Sequential(_Stem(c, w, pad), _unit(w, w, 3, 3, pad)))
             else:
-                blocks.append(nn.Sequential(_unit(c, w, 3, 3), _unit(w, w, 3, 3)))
+                blocks.append(nn.Sequential(_unit(c, w, 3, 3, pad), _unit(w, w, 3, 3, pad)))
             c = w
         self.blocks = nn.ModuleList(blocks)
         self.band_heads = nn.ModuleList([nn.Conv2d(w, 1, 1) for w in widths]) if band_head \
@@ -209,11 +225,11 @@ def _builder(trunk: str):
     def build(in_channels: int = 1, num_classes: int = 1, spatial_dims: int = 2,
               widths: tuple[int, ...] = (16, 32, 64, 64), pooling: str = "max",
               topk_fraction: float = 0.03, dropout: float = 0.0,
-              band_head: bool = False) -> SinoCNN:
+              band_head: bool = False, view_padding: str = "circular") -> SinoCNN:
         """Build a :class:`SinoCNN` (2D only; options as its parameters)."""
         return SinoCNN(in_channels, num_classes, widths=tuple(widths), trunk=trunk,
                        pooling=pooling, topk_fraction=topk_fraction, dropout=dropout,
-                       band_head=band_head)
+                       band_head=band_head, view_padding=view_padding)
 
     return build
 
