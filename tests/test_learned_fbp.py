@@ -105,3 +105,28 @@ def test_learned_parameters_read_back() -> None:
     np.testing.assert_allclose(f["response"], 2 * np.asarray(f["reference"]), rtol=1e-5,
                                atol=1e-7)
     assert learned_parameters(models.create("densenet_slim")) is None
+
+
+def test_filter_gain_trains_in_its_own_group_without_weight_decay() -> None:
+    """The engine gives the gain its own learning rate and no weight decay (weight decay would
+    pull the reconstruction's HU scale toward zero); the image model keeps the run's own."""
+    from sinotriage.training.engine import param_groups
+
+    g = sinoct(image_size=16, n_views=12, n_det=15)
+    net = models.create("learned_fbp", geometry=g, filter_lr=3e-4)
+    groups = param_groups(net, lr=2e-3, weight_decay=1e-4)
+    gain = [grp for grp in groups if any(p is net.fbp.gain for p in grp["params"])]
+    assert len(gain) == 1 and gain[0]["params"] == [net.fbp.gain]
+    assert (gain[0]["lr"], gain[0]["peak_lr"], gain[0]["weight_decay"]) == (3e-4, 3e-4, 0.0)
+    rest = groups[0]
+    assert (rest["lr"], rest["weight_decay"]) == (2e-3, 1e-4)
+    assert all(p is not net.fbp.gain for p in rest["params"])
+    # one Adam step on a zero loss gradient leaves the gain where it started (no decay)
+    opt = torch.optim.Adam(groups, lr=2e-3, weight_decay=1e-4)
+    before = net.fbp.gain.detach().clone()
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    torch.testing.assert_close(net.fbp.gain.detach(), before, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="filter_lr"):
+        models.create("learned_fbp", geometry=g, filter_lr=0.0)
