@@ -126,7 +126,7 @@ def curve_figure(curve: Mapping[str, Any]) -> bytes:
         "auc", "auc_ci"}, ...]}}}``; the band is the mean of the per-seed 95% DeLong intervals.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    fig, ax = plt.subplots(figsize=(9.0, 4.8))
     cmap = plt.get_cmap("tab10")
     sizes: set[int] = set()
     for i, (name, arm) in enumerate(curve["arms"].items()):
@@ -154,7 +154,9 @@ def curve_figure(curve: Mapping[str, Any]) -> bytes:
     ax.set_ylim(min([0.3, *[v - 0.05 for v in lows]]), 1.02)
     ax.set_title("Data-scaling curve: AUC vs number of training studies")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, title="arm")
+    # beside the axes: inside, it hides the low points that matter most (arms near chance)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="arm")
+    fig.tight_layout()
     return _png(fig)
 
 
