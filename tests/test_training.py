@@ -83,6 +83,18 @@ def test_shipped_configs_validate() -> None:
         assert cfg.store
 
 
+def test_shipped_study_configs_validate() -> None:
+    """configs/studies/*.yaml are study configs (``sinotriage compare --config``) over the quick
+    preset: every arm's full training config validates when they load."""
+    from sinotriage.experiments import load_study_config, study_preset
+
+    files = sorted((Path(__file__).resolve().parents[1] / "configs" / "studies").glob("*.yaml"))
+    assert files
+    for f in files:
+        cfg = load_study_config(f, base=study_preset("quick"))
+        assert cfg.arms and cfg.reference_arm in {a.name for a in cfg.arms}
+
+
 # -- checkpoints ----------------------------------------------------------------------------------
 def test_checkpoint_roundtrip_and_refuses_pickle(tmp_path: Path) -> None:
     model = torch.nn.Linear(3, 2)
