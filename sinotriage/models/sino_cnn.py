@@ -180,9 +180,8 @@ class SinoCNN(nn.Module):
         widths = tuple(int(w) for w in widths)
         self.trunk = trunk
         blocks = []
-        c = in_channels
+        c, pad = in_channels, view_padding
         for i, w in enumerate(widths):
-            pad = view_padding
             if trunk == "viewconv":
                 blocks.append(nn.Sequential(_unit(c, w, 1, 5, pad), _unit(w, w, 3, 1, pad)))
             elif trunk == "sinonet" and i == 0:
